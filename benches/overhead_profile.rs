@@ -1,0 +1,304 @@
+//! Per-task overhead: 50,000 tasks × 5 yields, spawned in a loop then all joined.
+//!
+//! Table 1 uses `tokio::task::yield_now()` inside the tasks (what tokio users write):
+//! tokio `LocalSet` (baseline) vs clockworker + RunnableFifo on the same runtime.
+//! Table 2 uses a runtime-neutral yield (wake self, return `Pending` once), so smol's
+//! `LocalExecutor` can take part: tokio `LocalSet`, smol `LocalExecutor`, clockworker on
+//! tokio and clockworker on smol.
+//!
+//! Rounds are interleaved after a warm-up and each figure is the median over rounds.
+//! Each sample builds its runtime and executor outside the timed part; glibc is told
+//! not to trim or mmap so that one configuration's frees do not tax the next one's
+//! allocations (see DESIGN.md "Two traps").
+//!
+//! Usage: `cargo bench --bench overhead_profile [-- tokio|fifo|smol|cw-smol]`;
+//! `OVH_TASKS` (default 50000), `OVH_ITERS` (yields per task, default 5),
+//! `OVH_ROUNDS` (default 15). With one configuration named, only it runs (for profilers).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use clockworker::ExecutorBuilder;
+
+/// A yield that works in any executor: wake self, return `Pending` once.
+struct NeutralYield(bool);
+
+impl Future for NeutralYield {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Yield {
+    Tokio,
+    Neutral,
+}
+
+async fn task_body(iters: usize, kind: Yield) {
+    for _ in 0..iters {
+        match kind {
+            Yield::Tokio => tokio::task::yield_now().await,
+            Yield::Neutral => NeutralYield(false).await,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Params {
+    tasks: usize,
+    iters: usize,
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn run_tokio(p: Params, kind: Yield) -> Duration {
+    let rt = tokio_rt();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..p.tasks)
+            .map(|_| tokio::task::spawn_local(task_body(p.iters, kind)))
+            .collect();
+        for h in handles {
+            h.await.expect("task");
+        }
+        start.elapsed()
+    })
+}
+
+fn run_cw_tokio(p: Params, kind: Yield) -> Duration {
+    let rt = tokio_rt();
+    let local = tokio::task::LocalSet::new();
+    let executor = ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .build()
+        .expect("executor");
+    let queue = executor.queue(0).expect("queue");
+    let ex = executor.clone();
+    local.block_on(&rt, async move {
+        ex.run_until(async move {
+            let start = Instant::now();
+            let handles: Vec<_> = (0..p.tasks)
+                .map(|_| queue.spawn(task_body(p.iters, kind)))
+                .collect();
+            for h in handles {
+                h.await.expect("task");
+            }
+            start.elapsed()
+        })
+        .await
+    })
+}
+
+fn run_smol(p: Params) -> Duration {
+    let ex = Rc::new(async_executor::LocalExecutor::new());
+    let inner = ex.clone();
+    futures_lite::future::block_on(ex.run(async move {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..p.tasks)
+            .map(|_| inner.spawn(task_body(p.iters, Yield::Neutral)))
+            .collect();
+        for h in handles {
+            h.await;
+        }
+        start.elapsed()
+    }))
+}
+
+fn run_cw_smol(p: Params) -> Duration {
+    let executor = ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .build()
+        .expect("executor");
+    let queue = executor.queue(0).expect("queue");
+    futures_lite::future::block_on(executor.run_until(async move {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..p.tasks)
+            .map(|_| queue.spawn(task_body(p.iters, Yield::Neutral)))
+            .collect();
+        for h in handles {
+            h.await.expect("task");
+        }
+        start.elapsed()
+    }))
+}
+
+struct Config {
+    name: &'static str,
+    arg: &'static str,
+    run: fn(Params) -> Duration,
+}
+
+const TOKIO_YIELD: &[Config] = &[
+    Config {
+        name: "Tokio baseline",
+        arg: "tokio",
+        run: |p| run_tokio(p, Yield::Tokio),
+    },
+    Config {
+        name: "CW+RunnableFifo",
+        arg: "fifo",
+        run: |p| run_cw_tokio(p, Yield::Tokio),
+    },
+];
+
+const NEUTRAL_YIELD: &[Config] = &[
+    Config {
+        name: "tokio LocalSet",
+        arg: "tokio-neutral",
+        run: |p| run_tokio(p, Yield::Neutral),
+    },
+    Config {
+        name: "smol LocalExecutor",
+        arg: "smol",
+        run: run_smol,
+    },
+    Config {
+        name: "CW on tokio",
+        arg: "fifo-neutral",
+        run: |p| run_cw_tokio(p, Yield::Neutral),
+    },
+    Config {
+        name: "CW on smol",
+        arg: "cw-smol",
+        run: run_cw_smol,
+    },
+];
+
+/// One measured sample; a separate function so profilers can select it.
+#[inline(never)]
+fn measured(c: &Config, p: Params) -> Duration {
+    (c.run)(p)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+/// Runs `configs` in interleaved rounds; returns each configuration's median.
+fn measure(configs: &[Config], p: Params, rounds: usize) -> Vec<Duration> {
+    for c in configs {
+        (c.run)(p); // warm-up: page in the heap and the code
+    }
+    let mut samples = vec![Vec::new(); configs.len()];
+    for round in 0..rounds {
+        // Rotate the starting configuration so none always runs after the same one.
+        for i in 0..configs.len() {
+            let idx = (i + round) % configs.len();
+            samples[idx].push(measured(&configs[idx], p));
+        }
+    }
+    samples.into_iter().map(median).collect()
+}
+
+fn ns_per_task(d: Duration, p: Params) -> f64 {
+    d.as_nanos() as f64 / p.tasks as f64
+}
+
+fn print_table(title: &str, configs: &[Config], medians: &[Duration], p: Params) {
+    println!("\n{title}");
+    println!("| configuration | median | ns/task | ratio to tokio |");
+    println!("|---|---:|---:|---:|");
+    let base = medians[0].as_secs_f64();
+    for (c, m) in configs.iter().zip(medians) {
+        println!(
+            "| {} | {:.2} ms | {:.0} | {:.3} |",
+            c.name,
+            m.as_secs_f64() * 1e3,
+            ns_per_task(*m, p),
+            m.as_secs_f64() / base
+        );
+    }
+}
+
+fn keep_heap() {
+    // SAFETY: mallopt only changes glibc allocator tunables; called before any
+    // other thread exists.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
+fn main() {
+    keep_heap();
+    let p = Params {
+        tasks: env_usize("OVH_TASKS", 50_000),
+        iters: env_usize("OVH_ITERS", 5),
+    };
+    let rounds = env_usize("OVH_ROUNDS", 15).max(1);
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+
+    if let Some(arg) = only.first() {
+        let all = TOKIO_YIELD.iter().chain(NEUTRAL_YIELD);
+        let Some(c) = all.into_iter().find(|c| c.arg == arg) else {
+            eprintln!("unknown configuration {arg:?}; use tokio, fifo, tokio-neutral, smol, fifo-neutral or cw-smol");
+            std::process::exit(2);
+        };
+        // Warm up (page in the heap, calibrate clocks) outside `measured`, so that
+        // `valgrind --tool=callgrind --toggle-collect='*measured*'` counts only the
+        // measured samples.
+        (c.run)(p);
+        let mut samples: Vec<Duration> = (0..rounds).map(|_| measured(c, p)).collect();
+        samples.sort();
+        let m = samples[samples.len() / 2];
+        println!(
+            "{}: {:.2} ms ({:.0} ns/task)",
+            c.name,
+            m.as_secs_f64() * 1e3,
+            ns_per_task(m, p)
+        );
+        return;
+    }
+
+    println!(
+        "overhead_profile: {} tasks x {} yields, median of {} interleaved rounds",
+        p.tasks, p.iters, rounds
+    );
+    let m = measure(TOKIO_YIELD, p, rounds);
+    let base = m[0];
+    println!();
+    println!("Tokio baseline:          {:.2}ms", base.as_secs_f64() * 1e3);
+    println!(
+        "CW+RunnableFifo:         {:.2}ms ({:+.1}%)",
+        m[1].as_secs_f64() * 1e3,
+        (m[1].as_secs_f64() / base.as_secs_f64() - 1.0) * 100.0
+    );
+    println!();
+    println!("Per-Task Overhead:");
+    println!(
+        "RunnableFifo: {:.0}ns/task",
+        ns_per_task(m[1], p) - ns_per_task(base, p)
+    );
+    print_table("With tokio::task::yield_now()", TOKIO_YIELD, &m, p);
+    let m = measure(NEUTRAL_YIELD, p, rounds);
+    print_table("With a runtime-neutral yield", NEUTRAL_YIELD, &m, p);
+}

@@ -1,0 +1,169 @@
+//! `ExecutorBuilder`: queues, timing settings and their validation.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::core::Config;
+use crate::eevdf::{Eevdf, MAX_WEIGHT};
+use crate::error::BuildError;
+use crate::executor::Executor;
+use crate::queue::QueueKey;
+use crate::ready::Ready;
+use crate::scheduler::{QueueScheduler, RunnableFifo, Scheduler};
+
+/// Default target period in which every runnable queue gets a slice.
+pub const DEFAULT_SCHED_LATENCY: Duration = Duration::from_millis(2);
+/// Default shortest slice, however many queues are runnable.
+pub const DEFAULT_MIN_SLICE: Duration = Duration::from_micros(100);
+/// Default longest stretch the run loop keeps the thread before letting the host
+/// runtime poll its I/O and timers.
+pub const DEFAULT_DRIVER_YIELD: Duration = Duration::from_micros(500);
+/// Longest accepted duration setting: keeps nanosecond arithmetic far from overflow.
+pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(3600);
+
+/// Configures and builds an [`Executor`].
+///
+/// ```
+/// use clockworker::ExecutorBuilder;
+/// use std::time::Duration;
+///
+/// #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// enum Queue { Foreground, Background }
+///
+/// let executor = ExecutorBuilder::new()
+///     .with_queue(Queue::Foreground, 8)
+///     .with_queue(Queue::Background, 1)
+///     .with_driver_yield(Duration::from_micros(200))
+///     .build()
+///     .expect("valid configuration");
+/// # drop(executor);
+/// ```
+pub struct ExecutorBuilder<K> {
+    queues: Vec<(K, u32, QueueScheduler)>,
+    sched_latency: Duration,
+    min_slice: Duration,
+    driver_yield: Duration,
+    panic_on_task_panic: bool,
+}
+
+impl<K: QueueKey> Default for ExecutorBuilder<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: QueueKey> ExecutorBuilder<K> {
+    /// A builder with no queues and the default settings.
+    pub fn new() -> Self {
+        ExecutorBuilder {
+            queues: Vec::new(),
+            sched_latency: DEFAULT_SCHED_LATENCY,
+            min_slice: DEFAULT_MIN_SLICE,
+            driver_yield: DEFAULT_DRIVER_YIELD,
+            panic_on_task_panic: true,
+        }
+    }
+
+    /// Adds a queue with `weight` (its share of the CPU relative to the other queues,
+    /// 1..=[`MAX_WEIGHT`]) and the default [`RunnableFifo`] scheduler.
+    pub fn with_queue(self, key: K, weight: u32) -> Self {
+        self.with_queue_scheduler(key, weight, RunnableFifo::new())
+    }
+
+    /// Adds a queue with `weight` and a task scheduler of your choice.
+    pub fn with_queue_scheduler<S: Scheduler>(mut self, key: K, weight: u32, scheduler: S) -> Self {
+        self.queues
+            .push((key, weight, QueueScheduler::from_user(scheduler)));
+        self
+    }
+
+    /// Target period in which every runnable queue gets one slice (default 2 ms): the
+    /// slice is `max(sched_latency / runnable queues, min_slice)`.
+    pub fn with_sched_latency(mut self, latency: Duration) -> Self {
+        self.sched_latency = latency;
+        self
+    }
+
+    /// Shortest slice (default 100 µs), however many queues are runnable.
+    pub fn with_min_slice(mut self, min_slice: Duration) -> Self {
+        self.min_slice = min_slice;
+        self
+    }
+
+    /// Longest stretch the run loop polls tasks before returning to the host runtime
+    /// so it can poll I/O and timers (default 500 µs).
+    pub fn with_driver_yield(mut self, driver_yield: Duration) -> Self {
+        self.driver_yield = driver_yield;
+        self
+    }
+
+    /// Whether a panicking task makes `run`/`run_until` panic (`true`, the default), or
+    /// is caught so that its handle resolves to [`JoinError::Panic`](crate::JoinError).
+    pub fn with_panic_on_task_panic(mut self, panic: bool) -> Self {
+        self.panic_on_task_panic = panic;
+        self
+    }
+
+    /// Validates the configuration and creates the executor on this thread.
+    pub fn build(self) -> Result<Rc<Executor<K>>, BuildError<K>> {
+        self.validate()?;
+        let weights: Vec<u32> = self.queues.iter().map(|(_, weight, _)| *weight).collect();
+        let keys: Vec<K> = self.queues.iter().map(|(key, _, _)| *key).collect();
+        let eevdf = Eevdf::new(
+            &weights,
+            duration_ns(self.sched_latency),
+            duration_ns(self.min_slice),
+        );
+        let schedulers = self.queues.into_iter().map(|(_, _, s)| s).collect();
+        let config = Config {
+            driver_yield_ns: duration_ns(self.driver_yield),
+            panic_on_task_panic: self.panic_on_task_panic,
+        };
+        Ok(Executor::new(keys, Ready::new(schedulers, eevdf), config))
+    }
+
+    fn validate(&self) -> Result<(), BuildError<K>> {
+        if self.queues.is_empty() {
+            return Err(BuildError::NoQueues);
+        }
+        let mut seen = HashSet::new();
+        for &(key, weight, _) in &self.queues {
+            if weight == 0 {
+                return Err(BuildError::ZeroWeight(key));
+            }
+            if weight > MAX_WEIGHT {
+                return Err(BuildError::WeightTooLarge { key, weight });
+            }
+            if !seen.insert(key) {
+                return Err(BuildError::DuplicateQueue(key));
+            }
+        }
+        check_duration("sched_latency", self.sched_latency)?;
+        check_duration("min_slice", self.min_slice)?;
+        check_duration("driver_yield", self.driver_yield)?;
+        if self.min_slice > self.sched_latency {
+            return Err(BuildError::InvalidDuration {
+                setting: "min_slice",
+                value: self.min_slice,
+                requirement: "must not exceed sched_latency",
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_duration<K>(setting: &'static str, value: Duration) -> Result<(), BuildError<K>> {
+    if value.is_zero() || value > MAX_DURATION_SETTING {
+        return Err(BuildError::InvalidDuration {
+            setting,
+            value,
+            requirement: "must be greater than zero and at most one hour",
+        });
+    }
+    Ok(())
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

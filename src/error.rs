@@ -1,0 +1,191 @@
+//! Typed errors: what went wrong when building an executor, spawning, or joining a task.
+
+use std::any::Any;
+use std::fmt;
+use std::time::Duration;
+
+use crate::eevdf::MAX_WEIGHT;
+
+/// Why [`ExecutorBuilder::build`](crate::ExecutorBuilder::build) refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError<K> {
+    /// No queue was added; an executor needs at least one.
+    NoQueues,
+    /// A queue was given weight 0; weights start at 1.
+    ZeroWeight(K),
+    /// A queue's weight is above [`MAX_WEIGHT`].
+    WeightTooLarge {
+        /// The queue.
+        key: K,
+        /// The weight that was asked for.
+        weight: u32,
+    },
+    /// The same key was used for two queues.
+    DuplicateQueue(K),
+    /// A duration setting is zero or contradicts another setting.
+    InvalidDuration {
+        /// Which setting (`"sched_latency"`, `"min_slice"`, `"driver_yield"`).
+        setting: &'static str,
+        /// The value that was given.
+        value: Duration,
+        /// What a valid value looks like.
+        requirement: &'static str,
+    },
+}
+
+impl<K: fmt::Debug> fmt::Display for BuildError<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NoQueues => write!(f, "executor has no queues: add one with with_queue"),
+            BuildError::ZeroWeight(key) => {
+                write!(f, "queue {key:?} has weight 0: weights must be at least 1")
+            }
+            BuildError::WeightTooLarge { key, weight } => write!(
+                f,
+                "queue {key:?} has weight {weight}, above the maximum of {MAX_WEIGHT}"
+            ),
+            BuildError::DuplicateQueue(key) => write!(f, "queue {key:?} was added twice"),
+            BuildError::InvalidDuration {
+                setting,
+                value,
+                requirement,
+            } => write!(f, "{setting} of {value:?} is invalid: {requirement}"),
+        }
+    }
+}
+
+impl<K: fmt::Debug> std::error::Error for BuildError<K> {}
+
+/// Why a spawn or queue lookup failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnError<K> {
+    /// No queue with this key exists in the executor.
+    UnknownQueue(K),
+    /// The executor was shut down (or dropped); it takes no new tasks.
+    ShuttingDown,
+}
+
+impl<K: fmt::Debug> fmt::Display for SpawnError<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::UnknownQueue(key) => write!(f, "no queue with key {key:?}"),
+            SpawnError::ShuttingDown => write!(f, "executor is shut down and takes no new tasks"),
+        }
+    }
+}
+
+impl<K: fmt::Debug> std::error::Error for SpawnError<K> {}
+
+/// Why a [`JoinHandle`](crate::JoinHandle) resolved without the task's output.
+#[non_exhaustive]
+pub enum JoinError {
+    /// The task was aborted, or the executor shut down (or was dropped) before it finished.
+    Cancelled,
+    /// The task panicked; this holds the panic payload.
+    Panic(Box<dyn Any + Send + 'static>),
+}
+
+impl JoinError {
+    /// True when the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// True when the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panic(_))
+    }
+
+    /// The panic payload, for `std::panic::resume_unwind`.
+    ///
+    /// # Panics
+    /// When the error is not a panic (check [`is_panic`](Self::is_panic) first, or use
+    /// [`try_into_panic`](Self::try_into_panic)).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        match self.try_into_panic() {
+            Ok(payload) => payload,
+            Err(_) => panic!("JoinError::into_panic called on a cancelled task's error"),
+        }
+    }
+
+    /// The panic payload, or the error itself when it is not a panic.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self {
+            JoinError::Panic(payload) => Ok(payload),
+            other => Err(other),
+        }
+    }
+}
+
+/// The panic message, when the payload is a string (as `panic!` makes it).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => write!(f, "task was cancelled"),
+            JoinError::Panic(payload) => match panic_message(payload.as_ref()) {
+                Some(msg) => write!(f, "task panicked: {msg}"),
+                None => write!(f, "task panicked"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => write!(f, "JoinError::Cancelled"),
+            JoinError::Panic(payload) => match panic_message(payload.as_ref()) {
+                Some(msg) => write!(f, "JoinError::Panic({msg:?})"),
+                None => write!(f, "JoinError::Panic(..)"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Why [`Executor::set_weight`](crate::Executor::set_weight) refused a weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SetWeightError<K> {
+    /// No queue with this key exists in the executor.
+    UnknownQueue(K),
+    /// Weight 0 was asked for; weights start at 1.
+    ZeroWeight(K),
+    /// The weight is above [`MAX_WEIGHT`].
+    WeightTooLarge {
+        /// The queue.
+        key: K,
+        /// The weight that was asked for.
+        weight: u32,
+    },
+}
+
+impl<K: fmt::Debug> fmt::Display for SetWeightError<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetWeightError::UnknownQueue(key) => write!(f, "no queue with key {key:?}"),
+            SetWeightError::ZeroWeight(key) => {
+                write!(
+                    f,
+                    "queue {key:?} cannot get weight 0: weights must be at least 1"
+                )
+            }
+            SetWeightError::WeightTooLarge { key, weight } => write!(
+                f,
+                "queue {key:?} cannot get weight {weight}: the maximum is {MAX_WEIGHT}"
+            ),
+        }
+    }
+}
+
+impl<K: fmt::Debug> std::error::Error for SetWeightError<K> {}

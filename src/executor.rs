@@ -1,0 +1,240 @@
+//! `Executor`: the public face of the run loop — `run`, `run_until`, `shutdown`, stats.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use crate::context::{with_current, Entered};
+use crate::core::{Config, Core, Stop};
+use crate::eevdf::MAX_WEIGHT;
+use crate::error::{SetWeightError, SpawnError};
+use crate::queue::{QueueHandle, QueueKey};
+use crate::ready::Ready;
+use crate::remote::Remote;
+use crate::stats::{ExecutorStats, QueueStats};
+use crate::task::schedule::{deregister_local, register_local};
+
+/// Source of executor ids, unique in the process.
+static NEXT_EXECUTOR_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A single-threaded executor with weighted queues, run inside a host runtime.
+///
+/// Built by [`ExecutorBuilder`](crate::ExecutorBuilder). It is `!Send` and `!Sync`: it
+/// lives on the thread that built it, and its run loop is one future of the host
+/// runtime on that thread. Dropping it cancels every task it still holds.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<clockworker::Executor<u8>>();
+/// ```
+pub struct Executor<K> {
+    core: Rc<Core>,
+    keys: Vec<K>,
+    index: HashMap<K, usize>,
+}
+
+impl<K: QueueKey> Executor<K> {
+    pub(crate) fn new(keys: Vec<K>, ready: Ready, config: Config) -> Rc<Self> {
+        let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
+        let core = Rc::new(Core::new(id, ready, keys.len(), config));
+        register_local(core.clone());
+        let index = keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
+        Rc::new(Executor { core, keys, index })
+    }
+
+    /// A handle that spawns onto the queue named `key`.
+    pub fn queue(&self, key: K) -> Result<QueueHandle<K>, SpawnError<K>> {
+        match self.index.get(&key) {
+            Some(&queue) => Ok(QueueHandle::new(self.core.clone(), queue, key)),
+            None => Err(SpawnError::UnknownQueue(key)),
+        }
+    }
+
+    /// Runs tasks until [`shutdown`](Self::shutdown) is called (from a task, or from
+    /// other code on this thread), then returns. Returns at once on a shut-down executor.
+    pub async fn run(&self) {
+        let never_woken = AtomicBool::new(false);
+        poll_fn(|cx| {
+            self.turn(cx, &never_woken, |_| {
+                if self.core.is_shut_down() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+        })
+        .await
+    }
+
+    /// Runs tasks while driving `future`, and returns its output as soon as it
+    /// completes. Tasks still pending stay in their queues and resume on the next
+    /// `run`/`run_until`.
+    pub async fn run_until<F: Future>(&self, future: F) -> F::Output {
+        let mut future = pin!(future);
+        let main = Arc::new(MainWake {
+            woken: AtomicBool::new(true),
+            remote: self.core.remote.clone(),
+        });
+        let main_waker = Waker::from(main.clone());
+        poll_fn(|cx| {
+            self.turn(cx, &main.woken, |woken| {
+                if !woken {
+                    return Poll::Pending;
+                }
+                future.as_mut().poll(&mut Context::from_waker(&main_waker))
+            })
+        })
+        .await
+    }
+
+    /// One poll of the run loop by the host. `poll_main(woken)` drives the future
+    /// `run`/`run_until` serve; it is called with `woken == true` whenever
+    /// `main_woken` was set, and with `false` before returning to the host.
+    fn turn<T>(
+        &self,
+        cx: &mut Context<'_>,
+        main_woken: &AtomicBool,
+        mut poll_main: impl FnMut(bool) -> Poll<T>,
+    ) -> Poll<T> {
+        let _entered = Entered::new(&self.core);
+        self.core.begin_turn();
+        loop {
+            let woken = main_woken.swap(false, Ordering::AcqRel);
+            if let Poll::Ready(output) = poll_main(woken) {
+                self.core.end_turn(None);
+                return Poll::Ready(output);
+            }
+            if woken {
+                // Keep the driven future's poll out of the next task's measured time.
+                self.core.refresh_clock();
+            }
+            match self.core.poll_tasks(cx, main_woken) {
+                Stop::MainWoken => continue,
+                stop => {
+                    if let Poll::Ready(output) = poll_main(false) {
+                        self.core.end_turn(None);
+                        return Poll::Ready(output);
+                    }
+                    self.core.end_turn(Some(stop));
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// Stops the executor: new spawns are refused (`try_spawn` errs, `spawn` returns a
+    /// handle that resolves `Cancelled`), every task not yet finished is cancelled (its
+    /// future dropped on this thread, its handle resolving `Cancelled`), and `run`
+    /// returns. Called from inside a task, the cancellation happens right after that
+    /// task's poll. Idempotent.
+    pub fn shutdown(&self) {
+        self.core.shutdown();
+    }
+
+    /// Changes a queue's weight from the next queue choice on. The queue's lag is
+    /// rescaled (as Linux does on reweight), so the change brings neither a burst of
+    /// service nor a penalty.
+    pub fn set_weight(&self, key: K, weight: u32) -> Result<(), SetWeightError<K>> {
+        let &queue = self
+            .index
+            .get(&key)
+            .ok_or(SetWeightError::UnknownQueue(key))?;
+        if weight == 0 {
+            return Err(SetWeightError::ZeroWeight(key));
+        }
+        if weight > MAX_WEIGHT {
+            return Err(SetWeightError::WeightTooLarge { key, weight });
+        }
+        self.core.ready.borrow_mut().set_weight(queue, weight);
+        Ok(())
+    }
+
+    /// True once [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.core.is_shut_down()
+    }
+
+    /// Executor-wide statistics.
+    pub fn stats(&self) -> ExecutorStats {
+        let m = &self.core.measure;
+        let (polls, busy_ns) = self.core.ready.borrow().totals();
+        ExecutorStats {
+            polls,
+            busy_time: Duration::from_nanos(busy_ns),
+            idle_time: Duration::from_nanos(m.idle_ns.get()),
+            driver_yields: m.driver_yields.get(),
+            max_driver_gap: Duration::from_nanos(m.max_gap_ns.get()),
+            live_tasks: self.core.tasks.borrow().len(),
+        }
+    }
+
+    /// Statistics of the queue named `key`, or `None` when there is no such queue.
+    pub fn queue_stats(&self, key: K) -> Option<QueueStats<K>> {
+        let &queue = self.index.get(&key)?;
+        let ready = self.core.ready.borrow();
+        let measure = &ready.measures[queue];
+        let counters = &self.core.counters[queue];
+        Some(QueueStats {
+            key,
+            weight: ready.weight(queue),
+            service_time: Duration::from_nanos(measure.service_ns),
+            polls: measure.polls,
+            spawned: counters.spawned.get(),
+            completed: counters.completed.get(),
+            cancelled: counters.cancelled.get(),
+            panicked: counters.panicked.get(),
+            ready: ready.len(queue),
+            queue_delay: measure.queue_delay.clone(),
+            poll_time: measure.poll_time.clone(),
+        })
+    }
+
+    /// The keys of all queues, in the order they were added.
+    pub fn queue_keys(&self) -> &[K] {
+        &self.keys
+    }
+}
+
+impl<K> Drop for Executor<K> {
+    fn drop(&mut self) {
+        self.core.shutdown();
+        deregister_local(self.core.id);
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for Executor<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("queues", &self.keys)
+            .field("shut_down", &self.core.is_shut_down())
+            .finish()
+    }
+}
+
+/// Waker of the `run_until` future: marks it woken and, when the wake comes from
+/// outside the run loop, wakes the host.
+struct MainWake {
+    woken: AtomicBool,
+    remote: Arc<Remote>,
+}
+
+impl Wake for MainWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let inside_loop =
+            with_current(|core| core.is_some_and(|c| c.id == self.remote.executor_id));
+        if !inside_loop {
+            self.remote.notify();
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! clockworker: weighted task queues with EEVDF selection, inside any async runtime.
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod builder;
+mod clock;
+mod context;
+mod core;
+
+mod eevdf;
+mod error;
+mod executor;
+mod queue;
+mod ready;
+mod remote;
+pub mod scheduler;
+mod stats;
+mod task;
+mod yield_now;
+
+pub use builder::{
+    ExecutorBuilder, DEFAULT_DRIVER_YIELD, DEFAULT_MIN_SLICE, DEFAULT_SCHED_LATENCY,
+    MAX_DURATION_SETTING,
+};
+pub use eevdf::MAX_WEIGHT;
+pub use error::{BuildError, JoinError, SetWeightError, SpawnError};
+pub use executor::Executor;
+pub use queue::{QueueHandle, QueueKey};
+pub use stats::{ExecutorStats, Log2Histogram, QueueStats};
+pub use task::JoinHandle;
+pub use yield_now::{yield_maybe, yield_now, YieldMaybe, YieldNow};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

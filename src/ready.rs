@@ -1,0 +1,197 @@
+//! The ready side of the executor: every queue's scheduler, the EEVDF choice between
+//! queues, and the running slice. Executor-thread only (lives in a `RefCell` in `Core`);
+//! never calls user code, so no wake can re-enter it.
+
+use crate::core::READY_WHILE_PARKED;
+use crate::eevdf::Eevdf;
+use crate::scheduler::{QueueScheduler, ReadyTask};
+use crate::stats::Log2Histogram;
+use crate::task::Runnable;
+
+/// The slice being served: which queue, and until when.
+#[derive(Debug, Clone, Copy)]
+struct Slice {
+    queue: usize,
+    end_ns: u64,
+}
+
+/// Per-queue measurements kept with the ready state.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct QueueMeasure {
+    pub(crate) service_ns: u64,
+    pub(crate) polls: u64,
+    pub(crate) queue_delay: Log2Histogram,
+    pub(crate) poll_time: Log2Histogram,
+}
+
+/// A task chosen to run, with what the loop needs after polling it.
+pub(crate) struct Chosen {
+    pub(crate) runnable: Runnable,
+    pub(crate) queue: usize,
+    /// The end of the running slice (u64::MAX with a single queue).
+    pub(crate) slice_end_ns: u64,
+    /// How long the task waited between becoming ready and now.
+    pub(crate) waited_ns: u64,
+    /// Whether the queue's scheduler wants a report after the poll.
+    pub(crate) observed: bool,
+}
+
+pub(crate) struct Ready {
+    queues: Vec<QueueScheduler>,
+    observed: Vec<bool>,
+    pub(crate) measures: Vec<QueueMeasure>,
+    eevdf: Eevdf,
+    slice: Option<Slice>,
+    /// Set when a queue with an earlier virtual deadline became runnable during the
+    /// running slice; the slice ends at the next poll boundary.
+    preempt: bool,
+}
+
+impl Ready {
+    pub(crate) fn new(queues: Vec<QueueScheduler>, eevdf: Eevdf) -> Self {
+        let observed = queues.iter().map(QueueScheduler::needs_timing).collect();
+        let measures = vec![QueueMeasure::default(); queues.len()];
+        Ready {
+            queues,
+            observed,
+            measures,
+            eevdf,
+            slice: None,
+            preempt: false,
+        }
+    }
+
+    /// Number of ready tasks in queue `q`.
+    pub(crate) fn len(&self, q: usize) -> usize {
+        self.queues[q].len()
+    }
+
+    /// Polls and CPU time summed over all queues.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        self.measures.iter().fold((0, 0), |(polls, ns), m| {
+            (polls + m.polls, ns + m.service_ns)
+        })
+    }
+
+    pub(crate) fn weight(&self, q: usize) -> u32 {
+        self.eevdf.weight(q)
+    }
+
+    pub(crate) fn preempt_pending(&self) -> bool {
+        self.preempt
+    }
+
+    /// Takes a task that became ready at `now_ns`. Returns true when this asks the
+    /// running slice to end early (preemption).
+    #[inline]
+    pub(crate) fn push(&mut self, runnable: Runnable, now_ns: u64) -> bool {
+        let meta = runnable.metadata();
+        let q = meta.queue;
+        meta.ready_at_ns
+            .store(now_ns, std::sync::atomic::Ordering::Relaxed);
+        self.queues[q].push(ReadyTask::new(runnable));
+        if self.queues.len() > 1 && !self.eevdf.is_runnable(q) && self.eevdf.enqueue(q) {
+            self.preempt = true;
+            return true;
+        }
+        false
+    }
+
+    /// Chooses the next task at time `now_ns`: continue the running slice while it has
+    /// time, work and no preemption; otherwise end it and let EEVDF pick a queue.
+    #[inline]
+    pub(crate) fn next(&mut self, now_ns: u64, turn_start_ns: u64) -> Option<Chosen> {
+        if self.queues.len() == 1 {
+            return self.pop_from(0, now_ns, turn_start_ns, u64::MAX);
+        }
+        loop {
+            if let Some(slice) = self.slice {
+                if !self.preempt && now_ns < slice.end_ns {
+                    if let Some(chosen) =
+                        self.pop_from(slice.queue, now_ns, turn_start_ns, slice.end_ns)
+                    {
+                        return Some(chosen);
+                    }
+                }
+                let still_runnable = self.queues[slice.queue].len() > 0;
+                self.eevdf.finish(still_runnable);
+                self.slice = None;
+                self.preempt = false;
+            }
+            let pick = self.eevdf.pick()?;
+            self.slice = Some(Slice {
+                queue: pick.queue,
+                end_ns: now_ns.saturating_add(pick.slice_ns),
+            });
+        }
+    }
+
+    #[inline]
+    fn pop_from(
+        &mut self,
+        q: usize,
+        now_ns: u64,
+        turn_start_ns: u64,
+        slice_end_ns: u64,
+    ) -> Option<Chosen> {
+        let task = self.queues[q].pop()?;
+        let runnable = task.into_runnable();
+        let mut ready_at = runnable
+            .metadata()
+            .ready_at_ns
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if ready_at == READY_WHILE_PARKED {
+            ready_at = turn_start_ns;
+        }
+        Some(Chosen {
+            runnable,
+            queue: q,
+            waited_ns: now_ns.saturating_sub(ready_at),
+            slice_end_ns,
+            observed: self.observed[q],
+        })
+    }
+
+    /// Accounts `ran_ns` of CPU to queue `q`: a poll of a task that waited
+    /// `waited_ns` to run, or (`None`) the drop of a cancelled task's future.
+    #[inline]
+    pub(crate) fn charge(&mut self, q: usize, ran_ns: u64, waited_ns: Option<u64>) {
+        let measure = &mut self.measures[q];
+        measure.service_ns += ran_ns;
+        if let Some(waited_ns) = waited_ns {
+            measure.polls += 1;
+            measure.poll_time.record(ran_ns);
+            measure.queue_delay.record(waited_ns);
+        }
+        if self.slice.is_some() {
+            self.eevdf.charge(ran_ns);
+        }
+    }
+
+    /// Lets the user scheduler of queue `q` see a poll report.
+    #[inline]
+    pub(crate) fn observe(&mut self, q: usize, report: &crate::scheduler::PollReport) {
+        self.queues[q].observe(report);
+    }
+
+    /// Removes every ready task (for shutdown) and forgets the running slice.
+    pub(crate) fn drain_all(&mut self, into: &mut Vec<Runnable>) {
+        for queue in &mut self.queues {
+            while let Some(task) = queue.pop() {
+                into.push(task.into_runnable());
+            }
+        }
+        if self.slice.take().is_some() {
+            self.eevdf.finish(false);
+        }
+        while let Some(pick) = self.eevdf.pick() {
+            let _ = pick;
+            self.eevdf.finish(false);
+        }
+        self.preempt = false;
+    }
+
+    pub(crate) fn set_weight(&mut self, q: usize, weight: u32) {
+        self.eevdf.set_weight(q, weight);
+    }
+}

@@ -1,0 +1,166 @@
+//! Task schedulers: the policy that orders ready tasks *inside* one queue.
+//!
+//! The executor first chooses a queue (EEVDF, see `eevdf.rs`), then asks that queue's
+//! scheduler for a task with [`Scheduler::pop`]. A task that becomes ready (spawned, woken,
+//! or yielding) is handed over with [`Scheduler::push`]. Built-in policies are dispatched
+//! statically; a user policy is boxed behind `dyn Scheduler`.
+
+mod arrival_fifo;
+mod runnable_fifo;
+
+use std::any::Any;
+use std::time::Duration;
+
+pub use arrival_fifo::ArrivalFifo;
+pub use runnable_fifo::RunnableFifo;
+
+use crate::task::{Runnable, TaskMeta};
+
+/// A task that is ready to be polled, as seen by a [`Scheduler`].
+///
+/// Schedulers store these and hand them back from [`Scheduler::pop`]. Dropping a
+/// `ReadyTask` instead of returning it cancels the task (its handle resolves
+/// `Cancelled`), so a scheduler must keep every task it is given.
+pub struct ReadyTask {
+    runnable: Runnable,
+}
+
+impl ReadyTask {
+    pub(crate) fn new(runnable: Runnable) -> Self {
+        ReadyTask { runnable }
+    }
+
+    pub(crate) fn into_runnable(self) -> Runnable {
+        self.runnable
+    }
+
+    fn meta(&self) -> &TaskMeta {
+        self.runnable.metadata()
+    }
+
+    /// The group the task was spawned in (see [`QueueHandle::group`](crate::QueueHandle::group)),
+    /// or `None` when it was spawned without one.
+    pub fn group(&self) -> Option<u64> {
+        self.meta().group
+    }
+
+    /// Spawn order within the executor: a task spawned earlier has a smaller number.
+    pub fn arrival(&self) -> u64 {
+        self.meta().arrival
+    }
+
+    /// CPU time the task has been polled for so far (each poll is timed with the one
+    /// clock read the executor makes per poll).
+    pub fn attained_service(&self) -> Duration {
+        Duration::from_nanos(self.meta().service_ns())
+    }
+}
+
+impl std::fmt::Debug for ReadyTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyTask")
+            .field("group", &self.group())
+            .field("arrival", &self.arrival())
+            .finish()
+    }
+}
+
+/// What the executor reports to [`Scheduler::observe`] after polling a task.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct PollReport {
+    /// The task's group, as [`ReadyTask::group`].
+    pub group: Option<u64>,
+    /// The task's spawn order, as [`ReadyTask::arrival`].
+    pub arrival: u64,
+    /// How long this poll took.
+    pub duration: Duration,
+    /// True when the task finished (completed, panicked or was cancelled) in this poll.
+    pub finished: bool,
+}
+
+/// An ordering policy for the ready tasks of one queue.
+///
+/// Only [`push`](Scheduler::push), [`pop`](Scheduler::pop) and [`len`](Scheduler::len) are
+/// required. The executor calls these on its own thread only, never re-entrantly.
+pub trait Scheduler: 'static {
+    /// Takes a task that just became ready.
+    fn push(&mut self, task: ReadyTask);
+    /// Gives back the task to poll next, or `None` when no task is held.
+    fn pop(&mut self) -> Option<ReadyTask>;
+    /// Number of tasks held.
+    fn len(&self) -> usize;
+    /// True when no task is held.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Whether the executor should call [`observe`](Scheduler::observe) after each poll
+    /// of this queue's tasks. Default: false (no per-poll report).
+    fn needs_timing(&self) -> bool {
+        false
+    }
+    /// Called after each poll of one of this queue's tasks when
+    /// [`needs_timing`](Scheduler::needs_timing) is true. Default: nothing.
+    fn observe(&mut self, report: &PollReport) {
+        let _ = report;
+    }
+}
+
+/// The scheduler of one queue: built-ins dispatched statically, user policies boxed.
+pub(crate) enum QueueScheduler {
+    RunnableFifo(RunnableFifo),
+    ArrivalFifo(ArrivalFifo),
+    Custom(Box<dyn Scheduler>),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            QueueScheduler::RunnableFifo($s) => $e,
+            QueueScheduler::ArrivalFifo($s) => $e,
+            QueueScheduler::Custom($s) => $e,
+        }
+    };
+}
+
+impl QueueScheduler {
+    /// Wraps a scheduler given by the user, recognising the built-ins so they are
+    /// dispatched without a virtual call.
+    pub(crate) fn from_user<S: Scheduler>(scheduler: S) -> Self {
+        let mut slot = Some(scheduler);
+        let any: &mut dyn Any = &mut slot;
+        if let Some(fifo) = any.downcast_mut::<Option<RunnableFifo>>() {
+            return QueueScheduler::RunnableFifo(fifo.take().expect("slot is filled"));
+        }
+        if let Some(fifo) = any.downcast_mut::<Option<ArrivalFifo>>() {
+            return QueueScheduler::ArrivalFifo(fifo.take().expect("slot is filled"));
+        }
+        QueueScheduler::Custom(Box::new(slot.expect("slot is filled")))
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, task: ReadyTask) {
+        dispatch!(self, s => s.push(task))
+    }
+
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<ReadyTask> {
+        dispatch!(self, s => s.pop())
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        dispatch!(self, s => s.len())
+    }
+
+    pub(crate) fn needs_timing(&self) -> bool {
+        dispatch!(self, s => s.needs_timing())
+    }
+
+    #[inline]
+    pub(crate) fn observe(&mut self, report: &PollReport) {
+        if let QueueScheduler::Custom(s) = self {
+            s.observe(report)
+        }
+    }
+}

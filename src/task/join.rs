@@ -1,0 +1,118 @@
+//! `JoinHandle`: awaits a task's result, aborts it, or detaches it when dropped.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use super::future::TaskOutput;
+use super::TaskMeta;
+use crate::error::JoinError;
+
+type Inner<T> = async_task::FallibleTask<TaskOutput<T>, TaskMeta>;
+
+/// An owned permission to await a spawned task's result.
+///
+/// Awaiting it gives `Ok(output)`, `Err(JoinError::Cancelled)` when the task was aborted
+/// or the executor shut down first, or `Err(JoinError::Panic(..))` when the task panicked
+/// and the executor catches task panics. Dropping the handle detaches the task: it keeps
+/// running and its output is dropped.
+pub struct JoinHandle<T> {
+    /// `None` once the result was taken, or when the spawn was refused.
+    task: Option<Inner<T>>,
+    /// The task's metadata, inside the task's allocation (see `meta`).
+    meta: Option<NonNull<TaskMeta>>,
+}
+
+// SAFETY: the handle owns an async-task `FallibleTask`, which is `Send` when the output
+// is `Send` (the metadata is `Send + Sync`), and a pointer to that task's metadata,
+// which is only read through `&TaskMeta` (atomics and immutable fields: `Sync`).
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: as above; `&JoinHandle` only allows `abort` and `is_finished`, which read
+// the metadata and the task state atomically.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: async_task::Task<TaskOutput<T>, TaskMeta>) -> Self {
+        let meta = NonNull::from(task.metadata());
+        JoinHandle {
+            task: Some(task.fallible()),
+            meta: Some(meta),
+        }
+    }
+
+    /// A handle for a spawn that was refused because the executor is shut down.
+    pub(crate) fn cancelled() -> Self {
+        JoinHandle {
+            task: None,
+            meta: None,
+        }
+    }
+
+    fn meta(&self) -> Option<&TaskMeta> {
+        self.task.as_ref()?;
+        let meta = self.meta?;
+        // SAFETY: `meta` points at the metadata inside the task's allocation, which
+        // async-task keeps alive (and never moves) while `self.task` holds its handle;
+        // we just checked that it does.
+        Some(unsafe { meta.as_ref() })
+    }
+
+    /// Cancels the task, as tokio's `JoinHandle::abort` does: the task is not polled
+    /// again; the run loop drops its future on the executor's thread at its next turn
+    /// (also when the task is parked on I/O or a timer), and only then does the handle
+    /// resolve to [`JoinError::Cancelled`] and [`is_finished`](Self::is_finished) turn
+    /// true. Callable from any thread. No effect on a task that already finished: its
+    /// result stays available.
+    pub fn abort(&self) {
+        let (Some(task), Some(meta)) = (self.task.as_ref(), self.meta()) else {
+            return;
+        };
+        if task.is_finished() || meta.aborted.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        meta.remote.request_abort(meta.registry_key);
+    }
+
+    /// True once the task completed, panicked or was cancelled (its future is gone).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().map_or(true, |task| task.is_finished())
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(task) = this.task.as_mut() else {
+            return Poll::Ready(Err(JoinError::Cancelled));
+        };
+        let result = match Pin::new(task).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(output))) => Ok(output),
+            Poll::Ready(Some(Err(payload))) => Err(JoinError::Panic(payload)),
+            Poll::Ready(None) => Err(JoinError::Cancelled),
+        };
+        this.task = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

@@ -1,0 +1,53 @@
+//! The wake path: where a woken task goes.
+//!
+//! Each thread keeps a small list of the executors that live on it. A wake on that
+//! thread finds its executor there and pushes the task straight into its queue's
+//! scheduler (no lock, no atomic). Any other wake — from another thread, during
+//! thread teardown, or while the executor is busy with its own state — goes through
+//! the executor's lock-free inbox, which the run loop drains.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::Runnable;
+use crate::core::Core;
+
+thread_local! {
+    /// The executors created on this thread and not yet dropped (usually one).
+    static LOCAL_CORES: RefCell<Vec<Rc<Core>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes `core` reachable from wakes on this thread.
+pub(crate) fn register_local(core: Rc<Core>) {
+    LOCAL_CORES.with(|cores| cores.borrow_mut().push(core));
+}
+
+/// Undoes [`register_local`]; a no-op during thread teardown.
+pub(crate) fn deregister_local(id: u64) {
+    let _ = LOCAL_CORES.try_with(|cores| {
+        if let Ok(mut cores) = cores.try_borrow_mut() {
+            cores.retain(|core| core.id != id);
+        }
+    });
+}
+
+/// The schedule function of every task: called by async-task when a task is woken
+/// (or yields), on whichever thread the wake happened.
+pub(crate) fn schedule(runnable: Runnable) {
+    let executor_id = runnable.metadata().remote.executor_id;
+    let mut slot = Some(runnable);
+    let _ = LOCAL_CORES.try_with(|cores| {
+        let Ok(cores) = cores.try_borrow() else {
+            return;
+        };
+        if let Some(core) = cores.iter().find(|core| core.id == executor_id) {
+            core.try_push_local(&mut slot);
+        }
+    });
+    if let Some(runnable) = slot {
+        // The slow path (another thread, or the executor busy with its own state)
+        // already pays for atomics; one more reference count is fine here.
+        let remote = runnable.metadata().remote.clone();
+        remote.push(runnable);
+    }
+}

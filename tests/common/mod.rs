@@ -1,0 +1,187 @@
+//! Helpers shared by the integration tests: the host runtime, drop guards, bounded
+//! waiting and busy-spinning.
+//!
+//! Every test binary compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+/// A queue key type used by several tests.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Q {
+    Fg,
+    Bg,
+}
+
+/// A tokio current_thread runtime with timers and I/O enabled.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Runs `future` on a fresh tokio current_thread runtime inside a `LocalSet`, the host
+/// every test uses unless it says otherwise.
+pub fn block_on_local<F: Future>(future: F) -> F::Output {
+    let rt = runtime();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, future)
+}
+
+/// Counts how many guards made by it were dropped (single-threaded).
+#[derive(Clone, Default)]
+pub struct DropCounter {
+    dropped: Rc<Cell<usize>>,
+}
+
+impl DropCounter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A guard to move into a future: dropping the future drops it.
+    pub fn guard(&self) -> DropGuard {
+        DropGuard {
+            dropped: self.dropped.clone(),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.dropped.get()
+    }
+}
+
+/// Increments its counter when dropped.
+pub struct DropGuard {
+    dropped: Rc<Cell<usize>>,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.dropped.set(self.dropped.get() + 1);
+    }
+}
+
+/// A `Send` drop counter that also records the thread each guard was dropped on.
+#[derive(Clone, Default)]
+pub struct SendDropCounter {
+    dropped: Arc<AtomicUsize>,
+    threads: Arc<Mutex<Vec<ThreadId>>>,
+}
+
+impl SendDropCounter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn guard(&self) -> SendDropGuard {
+        SendDropGuard {
+            counter: self.clone(),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.dropped.load(Ordering::SeqCst)
+    }
+
+    /// The threads guards were dropped on, in drop order.
+    pub fn threads(&self) -> Vec<ThreadId> {
+        self.threads.lock().unwrap().clone()
+    }
+}
+
+pub struct SendDropGuard {
+    counter: SendDropCounter,
+}
+
+impl Drop for SendDropGuard {
+    fn drop(&mut self) {
+        self.counter
+            .threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+        self.counter.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Wraps a future and counts its polls.
+pub struct CountPolls<F> {
+    future: Pin<Box<F>>,
+    polls: Rc<Cell<usize>>,
+}
+
+impl<F: Future> CountPolls<F> {
+    pub fn new(future: F, polls: Rc<Cell<usize>>) -> Self {
+        CountPolls {
+            future: Box::pin(future),
+            polls,
+        }
+    }
+}
+
+impl<F: Future> Future for CountPolls<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.set(self.polls.get() + 1);
+        self.future.as_mut().poll(cx)
+    }
+}
+
+/// Waits (inside whatever executor polls it) until `condition` holds, for at most
+/// `timeout`. Yields with `clockworker::yield_now` first so that work already queued
+/// gets a chance, then sleeps 1 ms at a time so that other threads and timers can make
+/// progress. Returns whether the condition held.
+pub async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut round = 0u32;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        if round < 100 {
+            clockworker::yield_now().await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        round += 1;
+    }
+}
+
+/// Burns CPU on this thread for `duration` of wall time.
+pub fn spin(duration: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
+    }
+}
+
+/// The text of a panic payload made by `panic!`, if it is a string.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload
+        .downcast_ref::<&'static str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+}
+
+/// Runs a closure when dropped: put it inside a future to act from that future's drop.
+pub struct OnDrop<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
