@@ -375,7 +375,7 @@ impl Core {
             }
             if end >= driver_deadline {
                 self.remote.set_notified();
-                cx.waker().wake_by_ref();
+                crate::host::yield_to_host(cx);
                 return Stop::DriverYield;
             }
             if self.remote.is_notified() {

@@ -10,6 +10,7 @@ mod core;
 mod eevdf;
 mod error;
 mod executor;
+mod host;
 mod queue;
 mod ready;
 mod remote;

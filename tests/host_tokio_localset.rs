@@ -479,15 +479,11 @@ fn run_until_on_top_gives_localset_timers_every_driver_yield() {
     );
 }
 
-/// `run()` as a `spawn_local` task: the loop returns to tokio every `driver_yield`,
-/// but it wakes itself, and `LocalSet` polls up to 61 woken tasks per tick before it
-/// returns to tokio's `block_on` and its timer driver. Timers beside a busy run loop
-/// therefore fire about every 61 driver yields (≈30 ms with the default 500 µs), not
-/// every driver yield as the design intends. Observed: 9 ticks in 300 ms with 553
-/// driver yields (553 / 9 ≈ 61), max tick gap 30–70 ms. The same ticker beside
-/// `run_until` on top of `LocalSet::block_on` sees 2–4 driver yields per tick.
+/// `run()` as a `spawn_local` task: at every `driver_yield` the loop returns to tokio
+/// through tokio's deferred-wake list, so tokio polls its timer driver before the loop
+/// runs again. With a plain self-wake, `LocalSet` would re-poll the loop up to 61 times
+/// per tick first (observed before the fix: 553 driver yields for 9 ticks in 300 ms).
 #[test]
-#[ignore = "host behaviour: LocalSet re-polls a self-woken run() up to 61 times before tokio's timer driver runs"]
 fn spawned_run_gives_localset_timers_every_driver_yield() {
     let rt = runtime();
     let local = LocalSet::new();
