@@ -1,7 +1,8 @@
 //! Per-task overhead: 50,000 tasks × 5 yields, spawned in a loop then all joined.
 //!
 //! Table 1 uses `tokio::task::yield_now()` inside the tasks (what tokio users write):
-//! tokio `LocalSet` (baseline) vs clockworker + RunnableFifo on the same runtime.
+//! tokio `LocalSet` (baseline) vs clockworker + RunnableFifo and clockworker + LAS on
+//! the same runtime.
 //! Table 2 uses a runtime-neutral yield (wake self, return `Pending` once), so smol's
 //! `LocalExecutor` can take part: tokio `LocalSet`, smol `LocalExecutor`, clockworker on
 //! tokio and clockworker on smol.
@@ -11,7 +12,7 @@
 //! not to trim or mmap so that one configuration's frees do not tax the next one's
 //! allocations (see DESIGN.md "Two traps").
 //!
-//! Usage: `cargo bench --bench overhead_profile [-- tokio|fifo|smol|cw-smol]`;
+//! Usage: `cargo bench --bench overhead_profile [-- tokio|fifo|las|tokio-neutral|smol|fifo-neutral|cw-smol]`;
 //! `OVH_TASKS` (default 50000), `OVH_ITERS` (yields per task, default 5),
 //! `OVH_ROUNDS` (default 15). With one configuration named, only it runs (for profilers).
 
@@ -21,6 +22,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use clockworker::scheduler::{RunnableFifo, Scheduler, LAS};
 use clockworker::ExecutorBuilder;
 
 /// A yield that works in any executor: wake self, return `Pending` once.
@@ -82,10 +84,14 @@ fn run_tokio(p: Params, kind: Yield) -> Duration {
 }
 
 fn run_cw_tokio(p: Params, kind: Yield) -> Duration {
+    run_cw_tokio_with(p, kind, RunnableFifo::new())
+}
+
+fn run_cw_tokio_with<S: Scheduler>(p: Params, kind: Yield, scheduler: S) -> Duration {
     let rt = tokio_rt();
     let local = tokio::task::LocalSet::new();
     let executor = ExecutorBuilder::new()
-        .with_queue(0u8, 1)
+        .with_queue_scheduler(0u8, 1, scheduler)
         .build()
         .expect("executor");
     let queue = executor.queue(0).expect("queue");
@@ -154,6 +160,11 @@ const TOKIO_YIELD: &[Config] = &[
         name: "CW+RunnableFifo",
         arg: "fifo",
         run: |p| run_cw_tokio(p, Yield::Tokio),
+    },
+    Config {
+        name: "CW+LAS",
+        arg: "las",
+        run: |p| run_cw_tokio_with(p, Yield::Tokio, LAS::new()),
     },
 ];
 
@@ -260,7 +271,7 @@ fn main() {
     if let Some(arg) = only.first() {
         let all = TOKIO_YIELD.iter().chain(NEUTRAL_YIELD);
         let Some(c) = all.into_iter().find(|c| c.arg == arg) else {
-            eprintln!("unknown configuration {arg:?}; use tokio, fifo, tokio-neutral, smol, fifo-neutral or cw-smol");
+            eprintln!("unknown configuration {arg:?}; use tokio, fifo, las, tokio-neutral, smol, fifo-neutral or cw-smol");
             std::process::exit(2);
         };
         // Warm up (page in the heap, calibrate clocks) outside `measured`, so that
@@ -287,17 +298,21 @@ fn main() {
     let base = m[0];
     println!();
     println!("Tokio baseline:          {:.2}ms", base.as_secs_f64() * 1e3);
-    println!(
-        "CW+RunnableFifo:         {:.2}ms ({:+.1}%)",
-        m[1].as_secs_f64() * 1e3,
-        (m[1].as_secs_f64() / base.as_secs_f64() - 1.0) * 100.0
-    );
+    for (label, median) in [("CW+RunnableFifo:", m[1]), ("CW+LAS:", m[2])] {
+        println!(
+            "{label:<25}{:.2}ms ({:+.1}%)",
+            median.as_secs_f64() * 1e3,
+            (median.as_secs_f64() / base.as_secs_f64() - 1.0) * 100.0
+        );
+    }
     println!();
-    println!("Per-Task Overhead:");
-    println!(
-        "RunnableFifo: {:.0}ns/task",
-        ns_per_task(m[1], p) - ns_per_task(base, p)
-    );
+    println!("Per-Task Overhead (vs tokio; negative = cheaper):");
+    for (label, median) in [("RunnableFifo:", m[1]), ("LAS:", m[2])] {
+        println!(
+            "{label:<14}{:.0}ns/task",
+            ns_per_task(median, p) - ns_per_task(base, p)
+        );
+    }
     print_table("With tokio::task::yield_now()", TOKIO_YIELD, &m, p);
     let m = measure(NEUTRAL_YIELD, p, rounds);
     print_table("With a runtime-neutral yield", NEUTRAL_YIELD, &m, p);

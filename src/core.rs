@@ -18,6 +18,8 @@ use crate::clock::Clock;
 use crate::ready::Ready;
 use crate::remote::Remote;
 use crate::scheduler::PollReport;
+use crate::task::group::GroupRegistry;
+use crate::task::schedule::take_woken_while_running;
 use crate::task::Runnable;
 
 /// Ready-time stamp of a task that became ready while the loop was not running; its
@@ -72,6 +74,8 @@ pub(crate) struct Core {
     pub(crate) ready: RefCell<Ready>,
     /// One waker per live task, so shutdown can reach parked tasks.
     pub(crate) tasks: RefCell<Slab<Waker>>,
+    /// Service accounts of task groups.
+    pub(crate) groups: RefCell<GroupRegistry>,
     pub(crate) counters: Vec<Counters>,
     pub(crate) measure: LoopMeasure,
     clock: Clock,
@@ -109,6 +113,7 @@ impl Core {
             config,
             ready: RefCell::new(ready),
             tasks: RefCell::new(Slab::new()),
+            groups: RefCell::new(GroupRegistry::default()),
             counters: (0..queue_count).map(|_| Counters::default()).collect(),
             measure: LoopMeasure::default(),
             clock: Clock::new(),
@@ -360,7 +365,7 @@ impl Core {
                 queue: chosen.queue,
                 start_ns: now,
                 waited_ns: chosen.waited_ns,
-                report: chosen.observed.then_some((meta.group, meta.arrival)),
+                report: chosen.observed.then(|| (meta.group_id(), meta.arrival)),
             };
             self.finished_in_poll.set(false);
             chosen.runnable.run();
@@ -387,6 +392,7 @@ impl Core {
     /// Books one `Runnable::run`: reads the clock if the task's wrapper did not (then
     /// the task was cancelled and its future only dropped, which is not a poll), and
     /// charges the time to the queue.
+    #[inline(always)]
     fn account_poll(&self, poll: &PollAccounting<'_>) {
         let (end, polled) = match self.poll_end_ns.take() {
             Some(end) => (end, true),
@@ -394,9 +400,17 @@ impl Core {
         };
         let ran = end.saturating_sub(poll.start_ns);
         self.now_ns.set(end);
+        let yielded = take_woken_while_running();
         let Ok(mut ready) = self.ready.try_borrow_mut() else {
+            // Unreachable: nothing holds the ready state across a poll. Keep the task.
+            if let Some(runnable) = yielded {
+                self.remote.push(runnable);
+            }
             return;
         };
+        if let Some(runnable) = yielded {
+            ready.push(runnable, end);
+        }
         ready.charge(poll.queue, ran, polled.then_some(poll.waited_ns));
         if let (Some((group, arrival)), true) = (poll.report, polled) {
             ready.observe(
@@ -441,6 +455,7 @@ impl<'a> PollAccounting<'a> {
 }
 
 impl Drop for PollAccounting<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
         self.core.account_poll(self);
     }

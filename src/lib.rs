@@ -16,6 +16,7 @@ mod ready;
 mod remote;
 pub mod scheduler;
 mod stats;
+mod sync;
 mod task;
 mod yield_now;
 

@@ -4,9 +4,11 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::core::Core;
 use crate::error::SpawnError;
+use crate::task::group::GroupAccount;
 use crate::task::{self, JoinHandle};
 
 /// What can name a queue: small copyable values such as integers, enums or
@@ -23,7 +25,7 @@ pub struct QueueHandle<K> {
     core: Rc<Core>,
     queue: usize,
     key: K,
-    group: Option<u64>,
+    group: Option<Arc<GroupAccount>>,
 }
 
 impl<K: QueueKey> QueueHandle<K> {
@@ -47,11 +49,16 @@ impl<K: QueueKey> QueueHandle<K> {
     pub fn group(&self, group: impl Hash) -> QueueHandle<K> {
         let mut hasher = DefaultHasher::new();
         group.hash(&mut hasher);
+        let account = self
+            .core
+            .groups
+            .borrow_mut()
+            .account(self.queue, hasher.finish());
         QueueHandle {
             core: self.core.clone(),
             queue: self.queue,
             key: self.key,
-            group: Some(hasher.finish()),
+            group: Some(account),
         }
     }
 
@@ -65,7 +72,7 @@ impl<K: QueueKey> QueueHandle<K> {
         F: Future + 'static,
         F::Output: 'static,
     {
-        task::spawn(&self.core, self.queue, self.group, future)
+        task::spawn(&self.core, self.queue, self.group.clone(), future)
     }
 
     /// Spawns a task, or returns [`SpawnError::ShuttingDown`] (and drops the future)
@@ -88,7 +95,7 @@ impl<K: Clone> Clone for QueueHandle<K> {
             core: self.core.clone(),
             queue: self.queue,
             key: self.key.clone(),
-            group: self.group,
+            group: self.group.clone(),
         }
     }
 }
@@ -97,7 +104,7 @@ impl<K: fmt::Debug> fmt::Debug for QueueHandle<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QueueHandle")
             .field("key", &self.key)
-            .field("group", &self.group)
+            .field("group", &self.group.as_ref().map(|group| group.id))
             .finish()
     }
 }

@@ -83,7 +83,7 @@ impl Ready {
 
     /// Takes a task that became ready at `now_ns`. Returns true when this asks the
     /// running slice to end early (preemption).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, runnable: Runnable, now_ns: u64) -> bool {
         let meta = runnable.metadata();
         let q = meta.queue;
@@ -126,7 +126,7 @@ impl Ready {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn pop_from(
         &mut self,
         q: usize,

@@ -68,7 +68,7 @@
 //! several polls. A random search found `2.0 (S + q)` with all queues always
 //! runnable (weights 1:2:…:512, 3 ms polls, 0.2 ms slices) and `3.6 (S + q)`
 //! with light queues going idle while owed credit. With polls of at most
-//! 100 µs (slices 10 µs..4 ms) it never passed `0.997 (S + q)`.
+//! 100 µs (slices 10 µs..4 ms) it stayed below `S + q` (up to 0.999 of it).
 //!
 //! *Proof.* A lag falls only while its own queue runs: a charge `t` to another
 //! queue raises it by `t w_i / W`; a join at `V` and `set_weight` change no

@@ -6,12 +6,14 @@
 //! statically; a user policy is boxed behind `dyn Scheduler`.
 
 mod arrival_fifo;
+mod las;
 mod runnable_fifo;
 
 use std::any::Any;
 use std::time::Duration;
 
 pub use arrival_fifo::ArrivalFifo;
+pub use las::{DEFAULT_GUARD_EVERY, LAS};
 pub use runnable_fifo::RunnableFifo;
 
 use crate::task::{Runnable, TaskMeta};
@@ -41,7 +43,19 @@ impl ReadyTask {
     /// The group the task was spawned in (see [`QueueHandle::group`](crate::QueueHandle::group)),
     /// or `None` when it was spawned without one.
     pub fn group(&self) -> Option<u64> {
-        self.meta().group
+        self.meta().group_id()
+    }
+
+    /// CPU time the task's whole group has been polled for (all its tasks, past and
+    /// present, while the group lives); the task's own service when it has no group.
+    pub fn group_attained_service(&self) -> Duration {
+        Duration::from_nanos(self.meta().group_service_ns())
+    }
+
+    /// [`group_attained_service`](Self::group_attained_service) in nanoseconds.
+    #[inline]
+    pub fn group_attained_service_ns(&self) -> u64 {
+        self.meta().group_service_ns()
     }
 
     /// Spawn order within the executor: a task spawned earlier has a smaller number.
@@ -110,6 +124,7 @@ pub trait Scheduler: 'static {
 pub(crate) enum QueueScheduler {
     RunnableFifo(RunnableFifo),
     ArrivalFifo(ArrivalFifo),
+    Las(LAS),
     Custom(Box<dyn Scheduler>),
 }
 
@@ -118,6 +133,7 @@ macro_rules! dispatch {
         match $self {
             QueueScheduler::RunnableFifo($s) => $e,
             QueueScheduler::ArrivalFifo($s) => $e,
+            QueueScheduler::Las($s) => $e,
             QueueScheduler::Custom($s) => $e,
         }
     };
@@ -135,15 +151,18 @@ impl QueueScheduler {
         if let Some(fifo) = any.downcast_mut::<Option<ArrivalFifo>>() {
             return QueueScheduler::ArrivalFifo(fifo.take().expect("slot is filled"));
         }
+        if let Some(las) = any.downcast_mut::<Option<LAS>>() {
+            return QueueScheduler::Las(las.take().expect("slot is filled"));
+        }
         QueueScheduler::Custom(Box::new(slot.expect("slot is filled")))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, task: ReadyTask) {
         dispatch!(self, s => s.push(task))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<ReadyTask> {
         dispatch!(self, s => s.pop())
     }
@@ -162,5 +181,42 @@ impl QueueScheduler {
         if let QueueScheduler::Custom(s) = self {
             s.observe(report)
         }
+    }
+}
+
+/// Ready tasks made without an executor, for scheduler unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::Arc;
+
+    use super::ReadyTask;
+    use crate::remote::Remote;
+    use crate::task::group::GroupAccount;
+    use crate::task::TaskMeta;
+
+    /// A ready task with spawn order `arrival`, in `group`, that was polled for
+    /// `service_ns` so far. It never runs; dropping it cancels it.
+    pub(crate) fn ready_task(
+        arrival: u64,
+        group: Option<Arc<GroupAccount>>,
+        service_ns: u64,
+    ) -> ReadyTask {
+        let meta = TaskMeta {
+            queue: 0,
+            group,
+            arrival,
+            registry_key: 0,
+            executor_id: 0,
+            remote: Arc::new(Remote::new(0)),
+            aborted: AtomicBool::new(false),
+            ready_at_ns: AtomicU64::new(0),
+            service_ns: AtomicU64::new(service_ns),
+        };
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(meta)
+            .spawn(|_| async {}, |_runnable| {});
+        task.detach();
+        ReadyTask::new(runnable)
     }
 }

@@ -7,7 +7,6 @@ use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -64,8 +63,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // The one clock read of this poll: the run loop reuses it.
         let core = &**this.core;
         let ran = core.end_poll();
-        let service = &this.meta.service_ns;
-        service.store(service.load(Ordering::Relaxed) + ran, Ordering::Relaxed);
+        this.meta.charge(ran);
         let counters = &core.counters[this.meta.queue];
         match outcome {
             Ok(Poll::Pending) => Poll::Pending,

@@ -11,6 +11,7 @@
 //!   shutdown can reach tasks that are parked on I/O and drop their futures.
 
 mod future;
+pub(crate) mod group;
 mod join;
 pub(crate) mod schedule;
 
@@ -23,6 +24,7 @@ use async_task::{Builder, WithInfo};
 use crate::core::Core;
 use crate::remote::Remote;
 use future::TaskFuture;
+use group::GroupAccount;
 pub use join::JoinHandle;
 
 /// The executor's handle on a ready task.
@@ -32,10 +34,12 @@ pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 pub(crate) struct TaskMeta {
     /// Index of the queue the task belongs to.
     pub(crate) queue: usize,
-    /// The group the task was spawned in, if any.
-    pub(crate) group: Option<u64>,
+    /// The group the task was spawned in, if any: its shared service account.
+    pub(crate) group: Option<Arc<GroupAccount>>,
     /// Spawn order in the executor.
     pub(crate) arrival: u64,
+    /// The executor's id (see `schedule`), copied here to spare a pointer chase.
+    pub(crate) executor_id: u64,
     /// The task's entry in the executor's task registry.
     pub(crate) registry_key: usize,
     /// The executor's cross-thread side: where wakes from other threads and abort
@@ -55,6 +59,29 @@ impl TaskMeta {
     pub(crate) fn service_ns(&self) -> u64 {
         self.service_ns.load(Ordering::Relaxed)
     }
+
+    /// The group's id, if the task has a group.
+    pub(crate) fn group_id(&self) -> Option<u64> {
+        self.group.as_ref().map(|group| group.id)
+    }
+
+    /// Service of the task's group, or of the task itself when it has none.
+    pub(crate) fn group_service_ns(&self) -> u64 {
+        match &self.group {
+            Some(group) => group.service_ns(),
+            None => self.service_ns(),
+        }
+    }
+
+    /// Adds a poll's duration to the task and its group (executor thread only).
+    #[inline]
+    pub(crate) fn charge(&self, ns: u64) {
+        self.service_ns
+            .store(self.service_ns() + ns, Ordering::Relaxed);
+        if let Some(group) = &self.group {
+            group.charge(ns);
+        }
+    }
 }
 
 /// Spawns `future` onto queue `queue` of `core`. Never fails: on a shut-down executor
@@ -62,7 +89,7 @@ impl TaskMeta {
 pub(crate) fn spawn<F>(
     core: &Rc<Core>,
     queue: usize,
-    group: Option<u64>,
+    group: Option<Arc<GroupAccount>>,
     future: F,
 ) -> JoinHandle<F::Output>
 where
@@ -81,13 +108,14 @@ where
         group,
         arrival: core.next_arrival(),
         registry_key,
+        executor_id: core.id,
         remote: core.remote.clone(),
         aborted: AtomicBool::new(false),
         ready_at_ns: AtomicU64::new(core.now_ns()),
         service_ns: AtomicU64::new(0),
     };
     let task_core = core.clone();
-    let schedule = WithInfo(|runnable: Runnable, _info| schedule::schedule(runnable));
+    let schedule = WithInfo(schedule::schedule);
     // SAFETY: `spawn_unchecked` lets the future be `!Send` and borrow the metadata.
     // - The future borrows only the metadata, which async-task keeps alive for as long
     //   as the future exists (both live in the task's allocation).

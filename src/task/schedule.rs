@@ -6,8 +6,10 @@
 //! thread teardown, or while the executor is busy with its own state — goes through
 //! the executor's lock-free inbox, which the run loop drains.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+
+use async_task::ScheduleInfo;
 
 use super::Runnable;
 use crate::core::Core;
@@ -15,6 +17,18 @@ use crate::core::Core;
 thread_local! {
     /// The executors created on this thread and not yet dropped (usually one).
     static LOCAL_CORES: RefCell<Vec<Rc<Core>>> = const { RefCell::new(Vec::new()) };
+
+    /// A task that was woken during its own poll (it yielded, or another thread woke
+    /// it meanwhile). async-task reschedules such a task from inside `Runnable::run`,
+    /// on the executor's thread, so the run loop that just polled it takes it from
+    /// here right after `run` returns: no registry lookup on the most common wake.
+    static WOKEN_WHILE_RUNNING: Cell<Option<Runnable>> = const { Cell::new(None) };
+}
+
+/// Takes the task that woke itself during the poll that just ended, if any.
+#[inline]
+pub(crate) fn take_woken_while_running() -> Option<Runnable> {
+    WOKEN_WHILE_RUNNING.try_with(Cell::take).ok().flatten()
 }
 
 /// Makes `core` reachable from wakes on this thread.
@@ -33,9 +47,19 @@ pub(crate) fn deregister_local(id: u64) {
 
 /// The schedule function of every task: called by async-task when a task is woken
 /// (or yields), on whichever thread the wake happened.
-pub(crate) fn schedule(runnable: Runnable) {
-    let executor_id = runnable.metadata().remote.executor_id;
+pub(crate) fn schedule(runnable: Runnable, info: ScheduleInfo) {
     let mut slot = Some(runnable);
+    if info.woken_while_running {
+        let _ = WOKEN_WHILE_RUNNING.try_with(|stash| {
+            // The stash is empty (the loop takes it after every poll); should it not
+            // be, the previous task takes the ordinary path below.
+            slot = stash.replace(slot.take());
+        });
+        if slot.is_none() {
+            return;
+        }
+    }
+    let executor_id = slot.as_ref().map_or(0, |r| r.metadata().executor_id);
     let _ = LOCAL_CORES.try_with(|cores| {
         let Ok(cores) = cores.try_borrow() else {
             return;

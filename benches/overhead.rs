@@ -1,0 +1,438 @@
+//! Cost of the basic operations, one at a time, on four executors: tokio's `LocalSet`,
+//! smol's `LocalExecutor`, clockworker hosted by tokio and clockworker hosted by smol.
+//!
+//! Operations (N tasks per sample unless said otherwise):
+//! - `spawn`: spawning N empty tasks (only the spawn loop is timed; the tasks then run
+//!   to completion untimed);
+//! - `spawn+yield+join`: spawning N tasks that yield once, then joining them all;
+//! - `yield`: 100 tasks yielding Y times each; time per yield;
+//! - `cross-thread wake`: N tasks parked on a flag; another thread sets the flags and
+//!   calls their wakers; time per task from the first wake to the last task joined.
+//!
+//! Each task yields the way users of that executor write it: `tokio::task::yield_now()`
+//! on tokio, `futures_lite::future::yield_now()` on smol, `clockworker::yield_now()`
+//! on clockworker (whatever its host).
+//!
+//! Every figure is the median over interleaved rounds of one sample per configuration;
+//! runtimes and executors are built outside the timed part, and glibc is kept from
+//! trimming the heap between samples (DESIGN.md, "Two traps").
+//!
+//! `cargo bench --bench overhead [-- OP [CONFIG]]`, OP one of `spawn`, `join`, `yield`,
+//! `wake`, CONFIG one of `tokio`, `smol`, `cw-tokio`, `cw-smol`: runs only those (for a
+//! profiler; the timed part of each sample is the function `measured`).
+//! `CW_BENCH_QUICK=1` for a quick run; `OVH_ROUNDS` overrides the number of rounds.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+use clockworker::ExecutorBuilder;
+use common::{Cell as C, Panel, Series, Table};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Host {
+    Tokio,
+    Smol,
+    CwTokio,
+    CwSmol,
+}
+
+const HOSTS: [(Host, &str, &str); 4] = [
+    (Host::Tokio, "tokio LocalSet", "tokio"),
+    (Host::Smol, "smol LocalExecutor", "smol"),
+    (Host::CwTokio, "clockworker on tokio", "cw-tokio"),
+    (Host::CwSmol, "clockworker on smol", "cw-smol"),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Spawn,
+    Join,
+    Yield,
+    Wake,
+}
+
+const OPS: [(Op, &str, &str); 4] = [
+    (Op::Spawn, "spawn", "spawn"),
+    (Op::Join, "spawn+yield+join", "join"),
+    (Op::Yield, "yield", "yield"),
+    (Op::Wake, "cross-thread wake", "wake"),
+];
+
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    spawn_tasks: usize,
+    join_tasks: usize,
+    yield_tasks: usize,
+    yields_per_task: usize,
+    wake_tasks: usize,
+}
+
+impl Sizes {
+    /// How many operations one sample of `op` performs.
+    fn ops(&self, op: Op) -> usize {
+        match op {
+            Op::Spawn => self.spawn_tasks,
+            Op::Join => self.join_tasks,
+            Op::Yield => self.yield_tasks * self.yields_per_task,
+            Op::Wake => self.wake_tasks,
+        }
+    }
+}
+
+/// Spawns onto whichever executor the sample runs on.
+#[derive(Clone)]
+enum Spawner {
+    Tokio,
+    Smol(Rc<async_executor::LocalExecutor<'static>>),
+    Cw(clockworker::QueueHandle<u8>),
+}
+
+enum Handle {
+    Tokio(tokio::task::JoinHandle<()>),
+    Smol(async_executor::Task<()>),
+    Cw(clockworker::JoinHandle<()>),
+}
+
+impl Spawner {
+    fn spawn(&self, fut: impl Future<Output = ()> + 'static) -> Handle {
+        match self {
+            Spawner::Tokio => Handle::Tokio(tokio::task::spawn_local(fut)),
+            Spawner::Smol(ex) => Handle::Smol(ex.spawn(fut)),
+            Spawner::Cw(q) => Handle::Cw(q.spawn(fut)),
+        }
+    }
+
+    fn kind(&self) -> YieldKind {
+        match self {
+            Spawner::Tokio => YieldKind::Tokio,
+            Spawner::Smol(_) => YieldKind::Smol,
+            Spawner::Cw(_) => YieldKind::Clockworker,
+        }
+    }
+}
+
+impl Handle {
+    async fn join(self) {
+        match self {
+            Handle::Tokio(h) => h.await.expect("tokio task"),
+            Handle::Smol(t) => t.await,
+            Handle::Cw(h) => h.await.expect("clockworker task"),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum YieldKind {
+    Tokio,
+    Smol,
+    Clockworker,
+}
+
+async fn yield_once(kind: YieldKind) {
+    match kind {
+        YieldKind::Tokio => tokio::task::yield_now().await,
+        YieldKind::Smol => futures_lite::future::yield_now().await,
+        YieldKind::Clockworker => clockworker::yield_now().await,
+    }
+}
+
+/// A yield for the driving future itself (wake self, `Pending` once): works under
+/// every host.
+async fn yield_main() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Builds the host (and executor) for `host`, then drives `body(spawner)` on it; the
+/// body times itself.
+fn on_host<F, Fut>(host: Host, body: F) -> Duration
+where
+    F: FnOnce(Spawner) -> Fut,
+    Fut: Future<Output = Duration>,
+{
+    match host {
+        Host::Tokio => {
+            let rt = tokio_rt();
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, body(Spawner::Tokio))
+        }
+        Host::Smol => {
+            let ex = Rc::new(async_executor::LocalExecutor::new());
+            futures_lite::future::block_on(ex.run(body(Spawner::Smol(ex.clone()))))
+        }
+        Host::CwTokio => {
+            let rt = tokio_rt();
+            let local = tokio::task::LocalSet::new();
+            let executor = ExecutorBuilder::new()
+                .with_queue(0u8, 1)
+                .build()
+                .expect("executor");
+            let queue = executor.queue(0).expect("queue");
+            local.block_on(&rt, executor.run_until(body(Spawner::Cw(queue))))
+        }
+        Host::CwSmol => {
+            let executor = ExecutorBuilder::new()
+                .with_queue(0u8, 1)
+                .build()
+                .expect("executor");
+            let queue = executor.queue(0).expect("queue");
+            futures_lite::future::block_on(executor.run_until(body(Spawner::Cw(queue))))
+        }
+    }
+}
+
+async fn op_spawn(s: Spawner, n: usize) -> Duration {
+    let mut handles = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        handles.push(s.spawn(async {}));
+    }
+    let elapsed = start.elapsed();
+    for h in handles {
+        h.join().await;
+    }
+    elapsed
+}
+
+async fn op_join(s: Spawner, n: usize) -> Duration {
+    let kind = s.kind();
+    let mut handles = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        handles.push(s.spawn(yield_once(kind)));
+    }
+    for h in handles {
+        h.join().await;
+    }
+    start.elapsed()
+}
+
+async fn op_yield(s: Spawner, tasks: usize, yields: usize) -> Duration {
+    let kind = s.kind();
+    let mut handles = Vec::with_capacity(tasks);
+    let start = Instant::now();
+    for _ in 0..tasks {
+        handles.push(s.spawn(async move {
+            for _ in 0..yields {
+                yield_once(kind).await;
+            }
+        }));
+    }
+    for h in handles {
+        h.join().await;
+    }
+    start.elapsed()
+}
+
+/// A flag another thread sets, with the waker of the task waiting for it.
+#[derive(Default)]
+struct Signal {
+    fired: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    fn fire(&self) {
+        self.fired.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.fired.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.fired.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+async fn op_wake(
+    s: Spawner,
+    n: usize,
+    signals: Vec<Arc<Signal>>,
+    go: mpsc::Sender<()>,
+    started: mpsc::Receiver<Instant>,
+) -> Duration {
+    let parked = Rc::new(Cell::new(0usize));
+    let mut handles = Vec::with_capacity(n);
+    for sig in signals {
+        let parked = parked.clone();
+        handles.push(s.spawn(async move {
+            let mut first = true;
+            let wait = sig.wait();
+            let mut wait = std::pin::pin!(wait);
+            poll_fn(|cx: &mut Context<'_>| {
+                let r = wait.as_mut().poll(cx);
+                if first && r.is_pending() {
+                    first = false;
+                    parked.set(parked.get() + 1);
+                }
+                r
+            })
+            .await;
+        }));
+    }
+    while parked.get() < n {
+        yield_main().await;
+    }
+    go.send(()).expect("waker thread");
+    for h in handles {
+        h.join().await;
+    }
+    let end = Instant::now();
+    let start = started.recv().expect("start instant");
+    end.saturating_duration_since(start)
+}
+
+/// One sample of `op` on `host`; a separate function so that callgrind's
+/// `--toggle-collect='*measured*'` counts only the samples.
+#[inline(never)]
+fn measured(op: Op, host: Host, z: Sizes) -> Duration {
+    match op {
+        Op::Spawn => on_host(host, |s| op_spawn(s, z.spawn_tasks)),
+        Op::Join => on_host(host, |s| op_join(s, z.join_tasks)),
+        Op::Yield => on_host(host, |s| op_yield(s, z.yield_tasks, z.yields_per_task)),
+        Op::Wake => {
+            let n = z.wake_tasks;
+            let signals: Vec<Arc<Signal>> = (0..n).map(|_| Arc::new(Signal::default())).collect();
+            let (go_tx, go_rx) = mpsc::channel::<()>();
+            let (start_tx, start_rx) = mpsc::channel::<Instant>();
+            let remote = signals.clone();
+            let waker_thread = std::thread::spawn(move || {
+                if go_rx.recv().is_err() {
+                    return;
+                }
+                let start = Instant::now();
+                for sig in &remote {
+                    sig.fire();
+                }
+                let _ = start_tx.send(start);
+            });
+            let d = on_host(host, |s| op_wake(s, n, signals, go_tx, start_rx));
+            waker_thread.join().expect("waker thread");
+            d
+        }
+    }
+}
+
+fn main() {
+    common::keep_heap();
+    let quick = common::quick();
+    let z = Sizes {
+        spawn_tasks: common::pick(100_000, 10_000),
+        join_tasks: common::pick(100_000, 10_000),
+        yield_tasks: 100,
+        yields_per_task: common::pick(1_000, 100),
+        wake_tasks: common::pick(20_000, 2_000),
+    };
+    let rounds = common::env_usize("OVH_ROUNDS", common::pick(11, 3)).max(1);
+
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let ops: Vec<_> = match args.first() {
+        Some(a) => OPS.iter().filter(|o| o.2 == a).copied().collect(),
+        None => OPS.to_vec(),
+    };
+    let hosts: Vec<_> = match args.get(1) {
+        Some(a) => HOSTS.iter().filter(|h| h.2 == a).copied().collect(),
+        None => HOSTS.to_vec(),
+    };
+    if ops.is_empty() || hosts.is_empty() {
+        eprintln!("usage: overhead [spawn|join|yield|wake [tokio|smol|cw-tokio|cw-smol]]");
+        std::process::exit(2);
+    }
+
+    println!(
+        "overhead: spawn {} tasks; spawn+yield+join {} tasks; yield {} tasks x {} yields; \
+         cross-thread wake {} tasks; median of {rounds} interleaved rounds{}",
+        z.spawn_tasks,
+        z.join_tasks,
+        z.yield_tasks,
+        z.yields_per_task,
+        z.wake_tasks,
+        if quick { " (quick mode)" } else { "" }
+    );
+
+    let names: Vec<&str> = hosts.iter().map(|h| h.1).collect();
+    let mut table = Table::new(
+        "Per-operation cost (ns/op, median of interleaved rounds; ratio = median / tokio's median, same run)",
+        &["operation", "configuration", "ns/op", "ratio to tokio", "min ns/op", "max ns/op"],
+    );
+    let mut panel_series: Vec<Vec<f64>> = vec![Vec::new(); hosts.len()];
+    for &(op, op_name, _) in &ops {
+        eprintln!("{op_name}:");
+        let samples = common::interleaved(&names, rounds, !quick, |c, _| {
+            let d = measured(op, hosts[c].0, z);
+            d.as_nanos() as f64 / z.ops(op) as f64
+        });
+        let medians: Vec<f64> = samples.iter().map(|s| common::median(s)).collect();
+        let tokio = hosts
+            .iter()
+            .position(|h| h.0 == Host::Tokio)
+            .map(|i| medians[i]);
+        for (i, &(_, name, _)) in hosts.iter().enumerate() {
+            let min = samples[i].iter().copied().fold(f64::INFINITY, f64::min);
+            let max = samples[i].iter().copied().fold(0.0, f64::max);
+            table.row(vec![
+                C::text(op_name),
+                C::text(name),
+                C::num(medians[i], 1),
+                C::num(tokio.map_or(f64::NAN, |t| medians[i] / t), 2),
+                C::num(min, 1),
+                C::num(max, 1),
+            ]);
+            panel_series[i].push(medians[i]);
+        }
+    }
+    table.print();
+    let csv = table.write_csv("overhead.csv");
+    let svg = common::bar_chart(
+        "overhead.svg",
+        "clockworker overhead: ns per operation (median of interleaved rounds)",
+        &[Panel {
+            title: "ns per operation, lower is better".into(),
+            y_label: "ns/op (log scale)".into(),
+            categories: ops.iter().map(|o| o.1.to_string()).collect(),
+            series: hosts
+                .iter()
+                .zip(panel_series)
+                .map(|(h, v)| Series::new(h.1, v))
+                .collect(),
+            log_y: true,
+        }],
+    );
+    println!("\nwrote {} and {}", csv.display(), svg.display());
+}

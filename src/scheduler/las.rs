@@ -1,0 +1,275 @@
+//! `LAS`: least attained service first, per group, in O(1).
+
+use std::collections::VecDeque;
+
+use super::{ReadyTask, Scheduler};
+
+/// Number of service buckets: bucket `b` holds groups whose attained service has
+/// `b` significant bits, i.e. lies in `[2^(b-1), 2^b)` ns (bucket 0: none yet).
+const BUCKETS: usize = 64;
+
+/// Default for [`LAS::with_starvation_guard`]: one pop in 16 serves the oldest
+/// waiting task. Small enough that a heavy group under a flood of light ones still
+/// gets about 6% of this queue's polls; large enough that light tasks keep 15 of 16
+/// polls (measured in `benches/tail.rs`).
+pub const DEFAULT_GUARD_EVERY: u32 = 16;
+
+/// Least Attained Service: the ready task whose *group* has been polled for the
+/// least CPU time so far runs first.
+///
+/// Without knowing task sizes, short requests finish ahead of long ones, and a group
+/// (a tenant, see [`QueueHandle::group`](crate::QueueHandle::group)) that floods the
+/// queue competes mostly with itself. A task spawned without a group is its own group.
+///
+/// Service is kept in power-of-two buckets with a bitmask of non-empty buckets, FIFO
+/// within a bucket, so `push` and `pop` are O(1) (one `trailing_zeros`, one deque
+/// operation). A task is filed under its group's service when it becomes ready; when
+/// `pop` meets a task whose group was served meanwhile (another task of the group
+/// ran), the task is re-filed in its group's current bucket instead of running. Each
+/// re-filing moves a task to a strictly higher bucket, so it happens at most 63 times
+/// in a task's life: `pop` is amortised O(1).
+///
+/// **Starvation guard.** Every `guard_every`-th pop serves the task filed earliest
+/// (the oldest front of all buckets; each bucket is in filing order) instead. Hence a
+/// ready task is polled within `guard_every × (n + 1)` pops of this queue after it
+/// was filed, where `n` is the number of tasks filed before it that still wait: each
+/// guard pop removes one of them (or it). Re-filing restarts that count, but happens
+/// only when the task's group received service in between.
+///
+/// **Memory.** The scheduler keeps no per-group state: only the ready tasks. Group
+/// accounts live in the tasks' metadata and go away with the group's last task.
+#[allow(clippy::upper_case_acronyms)] // the policy's name, as in the literature
+#[derive(Debug)]
+pub struct LAS {
+    buckets: Vec<VecDeque<Waiting>>,
+    /// Bit `b` set when `buckets[b]` is not empty.
+    nonempty: u64,
+    len: usize,
+    next_seq: u64,
+    pops_since_guard: u32,
+    guard_every: u32,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    /// Order of becoming ready, for the starvation guard.
+    seq: u64,
+    task: ReadyTask,
+}
+
+impl Default for LAS {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LAS {
+    /// An empty LAS scheduler with the default starvation guard.
+    pub fn new() -> Self {
+        LAS {
+            buckets: (0..BUCKETS).map(|_| VecDeque::new()).collect(),
+            nonempty: 0,
+            len: 0,
+            next_seq: 0,
+            pops_since_guard: 0,
+            guard_every: DEFAULT_GUARD_EVERY,
+        }
+    }
+
+    /// Every `guard_every`-th pop serves the longest-waiting task (0 disables the
+    /// guard: pure LAS, where a heavy group can starve under sustained load).
+    pub fn with_starvation_guard(mut self, guard_every: u32) -> Self {
+        self.guard_every = guard_every;
+        self
+    }
+
+    #[inline]
+    fn bucket_of(service_ns: u64) -> usize {
+        ((u64::BITS - service_ns.leading_zeros()) as usize).min(BUCKETS - 1)
+    }
+
+    /// Files `task` at the back of its group's current bucket.
+    #[inline]
+    fn file(&mut self, task: ReadyTask) {
+        let bucket = Self::bucket_of(task.group_attained_service_ns());
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.buckets[bucket].push_back(Waiting { seq, task });
+        self.nonempty |= 1 << bucket;
+    }
+
+    /// Takes the front task of a non-empty bucket.
+    #[inline]
+    fn take_front(&mut self, bucket: usize) -> ReadyTask {
+        let queue = &mut self.buckets[bucket];
+        let waiting = queue
+            .pop_front()
+            .expect("the non-empty mask names only non-empty buckets");
+        if queue.is_empty() {
+            self.nonempty &= !(1 << bucket);
+        }
+        waiting.task
+    }
+
+    /// The non-empty bucket whose front waited longest.
+    fn oldest_bucket(&self) -> usize {
+        let mut bits = self.nonempty;
+        let mut best = (u64::MAX, 0);
+        while bits != 0 {
+            let bucket = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(front) = self.buckets[bucket].front() {
+                if front.seq < best.0 {
+                    best = (front.seq, bucket);
+                }
+            }
+        }
+        best.1
+    }
+}
+
+impl Scheduler for LAS {
+    #[inline]
+    fn push(&mut self, task: ReadyTask) {
+        self.file(task);
+        self.len += 1;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<ReadyTask> {
+        if self.nonempty == 0 {
+            return None;
+        }
+        self.pops_since_guard += 1;
+        if self.guard_every != 0 && self.pops_since_guard >= self.guard_every {
+            self.pops_since_guard = 0;
+            let bucket = self.oldest_bucket();
+            let task = self.take_front(bucket);
+            self.len -= 1;
+            return Some(task);
+        }
+        loop {
+            let bucket = self.nonempty.trailing_zeros() as usize;
+            let task = self.take_front(bucket);
+            if Self::bucket_of(task.group_attained_service_ns()) > bucket {
+                self.file(task);
+                continue;
+            }
+            self.len -= 1;
+            return Some(task);
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::test_support::ready_task;
+    use crate::task::group::GroupRegistry;
+
+    fn drain(las: &mut LAS) -> Vec<u64> {
+        std::iter::from_fn(|| las.pop().map(|t| t.arrival())).collect()
+    }
+
+    #[test]
+    fn least_served_group_first_fifo_within_a_bucket() {
+        let mut las = LAS::new().with_starvation_guard(0);
+        las.push(ready_task(0, None, 5_000_000)); // 5 ms
+        las.push(ready_task(1, None, 3_000)); // 3 µs
+        las.push(ready_task(2, None, 0));
+        las.push(ready_task(3, None, 2_500)); // same power-of-two bucket as 3 µs
+        las.push(ready_task(4, None, 0));
+        assert_eq!(las.len(), 5);
+        assert_eq!(drain(&mut las), vec![2, 4, 1, 3, 0]);
+        assert_eq!(las.len(), 0);
+        assert!(las.is_empty());
+    }
+
+    #[test]
+    fn tasks_of_a_group_share_its_service() {
+        let mut groups = GroupRegistry::default();
+        let heavy = groups.account(0, 1);
+        let light = groups.account(0, 2);
+        heavy.charge(10_000_000);
+        let mut las = LAS::new().with_starvation_guard(0);
+        // A fresh task of the heavy group counts as heavy, although it never ran.
+        las.push(ready_task(0, Some(heavy.clone()), 0));
+        las.push(ready_task(1, Some(light.clone()), 0));
+        assert_eq!(drain(&mut las), vec![1, 0]);
+    }
+
+    #[test]
+    fn a_task_whose_group_was_served_meanwhile_is_refiled() {
+        let mut groups = GroupRegistry::default();
+        let flood = groups.account(0, 1);
+        let mut las = LAS::new().with_starvation_guard(0);
+        for arrival in 0..100 {
+            las.push(ready_task(arrival, Some(flood.clone()), 0));
+        }
+        // The flooding group's first task runs for 1 ms...
+        assert_eq!(las.pop().map(|t| t.arrival()), Some(0));
+        flood.charge(1_000_000);
+        // ...then another tenant's task arrives: it runs before the other 99.
+        las.push(ready_task(1_000, None, 0));
+        assert_eq!(las.pop().map(|t| t.arrival()), Some(1_000));
+        assert_eq!(drain(&mut las), (1..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn starvation_guard_serves_a_heavy_task_within_its_bound() {
+        const GUARD: u32 = 8;
+        let mut las = LAS::new().with_starvation_guard(GUARD);
+        las.push(ready_task(0, None, 1 << 40));
+        // Sustained load: a fresh light task arrives before every pop.
+        let mut next = 1;
+        let mut pops = 0;
+        loop {
+            las.push(ready_task(next, None, 0));
+            next += 1;
+            pops += 1;
+            if las.pop().map(|t| t.arrival()) == Some(0) {
+                break;
+            }
+            assert!(pops < 1_000, "heavy task starved");
+        }
+        // Filed first with no one ahead (n = 0): within GUARD × 1 pops.
+        assert!(pops <= GUARD, "heavy task served after {pops} pops");
+    }
+
+    #[test]
+    fn without_the_guard_a_heavy_task_starves_under_sustained_load() {
+        let mut las = LAS::new().with_starvation_guard(0);
+        las.push(ready_task(0, None, 1 << 40));
+        for next in 1..10_000 {
+            las.push(ready_task(next, None, 0));
+            assert_ne!(las.pop().map(|t| t.arrival()), Some(0));
+        }
+        assert_eq!(las.len(), 1);
+    }
+
+    #[test]
+    fn guard_bound_holds_with_many_waiting_tasks() {
+        const GUARD: u32 = 4;
+        let mut las = LAS::new().with_starvation_guard(GUARD);
+        // n = 20 heavy tasks filed before the watched one (all equally heavy).
+        for arrival in 0..=20 {
+            las.push(ready_task(arrival, None, 1 << 40));
+        }
+        let mut pops = 0;
+        let mut next = 100;
+        loop {
+            las.push(ready_task(next, None, 0));
+            next += 1;
+            pops += 1;
+            if las.pop().map(|t| t.arrival()) == Some(20) {
+                break;
+            }
+        }
+        assert!(pops <= GUARD * 21, "served after {pops} pops");
+    }
+}
