@@ -40,11 +40,20 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(3600);
 /// # drop(executor);
 /// ```
 pub struct ExecutorBuilder<K> {
-    queues: Vec<(K, u32, QueueScheduler)>,
+    queues: Vec<QueueSpec<K>>,
     sched_latency: Duration,
     min_slice: Duration,
     driver_yield: Duration,
     panic_on_task_panic: bool,
+}
+
+/// One queue as configured.
+struct QueueSpec<K> {
+    key: K,
+    weight: u32,
+    scheduler: QueueScheduler,
+    /// Latency bound, for latency queues.
+    latency: Option<Duration>,
 }
 
 impl<K: QueueKey> Default for ExecutorBuilder<K> {
@@ -73,8 +82,33 @@ impl<K: QueueKey> ExecutorBuilder<K> {
 
     /// Adds a queue with `weight` and a task scheduler of your choice.
     pub fn with_queue_scheduler<S: Scheduler>(mut self, key: K, weight: u32, scheduler: S) -> Self {
-        self.queues
-            .push((key, weight, QueueScheduler::from_user(scheduler)));
+        self.queues.push(QueueSpec {
+            key,
+            weight,
+            scheduler: QueueScheduler::from_user(scheduler),
+            latency: None,
+        });
+        self
+    }
+
+    /// Adds a *latency queue*: like [`with_queue`](Self::with_queue), but the queue
+    /// asks for slices of length `bound` (so its virtual deadlines come early and it
+    /// never holds the thread longer than `bound` plus one poll at a time), and when
+    /// it becomes runnable it ends the running slice at the next poll boundary and is
+    /// served next — as long as it has not used more than its weighted share.
+    ///
+    /// Guarantee (see `src/eevdf/mod.rs`, bound (c)): when work arrives for an idle
+    /// latency queue whose demand stays within its share, its first task is polled
+    /// after at most the poll in progress plus the time the run loop is away in the
+    /// host (one `driver_yield` round). Tasks queued behind it in the same queue
+    /// wait for it as usual; the queue's CPU share stays `weight / Σ weights`.
+    pub fn with_queue_latency(mut self, key: K, weight: u32, bound: Duration) -> Self {
+        self.queues.push(QueueSpec {
+            key,
+            weight,
+            scheduler: QueueScheduler::from_user(RunnableFifo::new()),
+            latency: Some(bound),
+        });
         self
     }
 
@@ -108,14 +142,19 @@ impl<K: QueueKey> ExecutorBuilder<K> {
     /// Validates the configuration and creates the executor on this thread.
     pub fn build(self) -> Result<Rc<Executor<K>>, BuildError<K>> {
         self.validate()?;
-        let weights: Vec<u32> = self.queues.iter().map(|(_, weight, _)| *weight).collect();
-        let keys: Vec<K> = self.queues.iter().map(|(key, _, _)| *key).collect();
-        let eevdf = Eevdf::new(
+        let weights: Vec<u32> = self.queues.iter().map(|q| q.weight).collect();
+        let keys: Vec<K> = self.queues.iter().map(|q| q.key).collect();
+        let mut eevdf = Eevdf::new(
             &weights,
             duration_ns(self.sched_latency),
             duration_ns(self.min_slice),
         );
-        let schedulers = self.queues.into_iter().map(|(_, _, s)| s).collect();
+        for (index, queue) in self.queues.iter().enumerate() {
+            if let Some(bound) = queue.latency {
+                eevdf.set_latency(index, duration_ns(bound));
+            }
+        }
+        let schedulers = self.queues.into_iter().map(|q| q.scheduler).collect();
         let config = Config {
             driver_yield_ns: duration_ns(self.driver_yield),
             panic_on_task_panic: self.panic_on_task_panic,
@@ -128,7 +167,11 @@ impl<K: QueueKey> ExecutorBuilder<K> {
             return Err(BuildError::NoQueues);
         }
         let mut seen = HashSet::new();
-        for &(key, weight, _) in &self.queues {
+        for queue in &self.queues {
+            let (key, weight) = (queue.key, queue.weight);
+            if let Some(bound) = queue.latency {
+                check_duration("latency_bound", bound)?;
+            }
             if weight == 0 {
                 return Err(BuildError::ZeroWeight(key));
             }

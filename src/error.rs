@@ -25,7 +25,8 @@ pub enum BuildError<K> {
     DuplicateQueue(K),
     /// A duration setting is zero or contradicts another setting.
     InvalidDuration {
-        /// Which setting (`"sched_latency"`, `"min_slice"`, `"driver_yield"`).
+        /// Which setting (`"sched_latency"`, `"min_slice"`, `"driver_yield"`,
+        /// `"latency_bound"`).
         setting: &'static str,
         /// The value that was given.
         value: Duration,

@@ -97,6 +97,26 @@
 //!
 //! The tests check (a) at every poll and (b) at every pick of long random
 //! simulations, and report how close they come (`cargo test -- --nocapture`).
+//!
+//! # Latency queues
+//!
+//! A latency queue (`set_latency(q, b)`) asks for slices of its own length `b`
+//! (as `sched_setattr` gives a task its own slice in Linux): its deadlines are
+//! `v + b SCALE / w`, so with a short `b` it comes early in deadline order and
+//! never holds the CPU longer than `b` (plus one poll) per pick. In addition,
+//! when it becomes runnable it is *urgent*: if eligible, `enqueue` asks to end
+//! the running slice at the next poll boundary and the next `pick` takes it
+//! before the deadline search. It is still charged like any queue, so it cannot
+//! take more than its weighted share: overuse leaves it in debt (`lag < 0`),
+//! and a queue in debt is neither eligible nor urgent until it has repaid.
+//!
+//! **(c) Latency guarantee.** A latency queue that becomes runnable from idle
+//! is placed at `V`, hence eligible, hence picked at the first pick after it
+//! became runnable (ties between several urgent queues go to the lowest index),
+//! i.e. after at most the rest of the poll in progress. Coming back while in
+//! debt `D`, it first waits the `D W_all / w` of (b). For the run loop this
+//! gives: queue delay ≤ longest poll + the time the loop is away from its
+//! queues (a driver round), provided the queue's demand stays within its share.
 
 #![allow(dead_code)]
 
@@ -160,6 +180,10 @@ struct Queue {
     /// Cached `slice_ns * SCALE / weight` for `slice_for` (0 = stale).
     slice_v: u128,
     slice_for: u64,
+    /// Latency queue: its own slice length, used for its deadline and its slices.
+    latency_slice_ns: Option<u64>,
+    /// Latency queue that became runnable and was not picked since.
+    urgent: bool,
 }
 
 /// EEVDF queue selection; see the module docs.
@@ -200,6 +224,8 @@ impl Eevdf {
                     state: State::Idle,
                     slice_v: 0,
                     slice_for: 0,
+                    latency_slice_ns: None,
+                    urgent: false,
                 }
             })
             .collect();
@@ -221,10 +247,19 @@ impl Eevdf {
         e
     }
 
+    /// Makes `q` a latency queue with slices of `slice_ns` (see "Latency queues" in
+    /// the module docs).
+    pub(crate) fn set_latency(&mut self, q: usize, slice_ns: u64) {
+        let queue = &mut self.queues[q];
+        queue.latency_slice_ns = Some(slice_ns.max(1));
+        queue.slice_for = 0;
+    }
+
     /// Queue `q` gains ready work: placed at `V` if idle, keeping its debt if
     /// delayed. Returns true when the running slice (of another queue) should
     /// end at its next poll boundary: `q` is eligible and its deadline is
-    /// earlier. No-op returning false if `q` is already runnable.
+    /// earlier, or `q` is an eligible latency queue. No-op returning false if `q`
+    /// is already runnable.
     pub(crate) fn enqueue(&mut self, q: usize) -> bool {
         match self.queues[q].state {
             State::Active => return false,
@@ -247,12 +282,16 @@ impl Eevdf {
         }
         self.active += 1;
         self.update_slice();
+        self.queues[q].urgent = self.queues[q].latency_slice_ns.is_some();
         let Some(r) = self.running else {
             return false;
         };
         self.settle();
         if !self.eligible(q) {
             return false;
+        }
+        if self.queues[q].urgent {
+            return true;
         }
         // Both deadlines as `pick` would compute them now, so a preemption
         // never ends in picking the preempted queue again.
@@ -272,6 +311,8 @@ impl Eevdf {
         }
         let q = if self.members.len() == 1 {
             self.members[0]
+        } else if let Some(urgent) = self.urgent_eligible() {
+            urgent
         } else if self.active == 1 {
             // One active queue among debtors: it is the only candidate.
             let mut members = self.members.iter().copied();
@@ -285,9 +326,11 @@ impl Eevdf {
         self.key_sum -= k * i128::from(self.load);
         self.base = self.queues[q].v;
         self.running = Some(q);
+        let queue = &mut self.queues[q];
+        queue.urgent = false;
         Some(Pick {
             queue: q,
-            slice_ns: self.slice_ns,
+            slice_ns: queue.latency_slice_ns.unwrap_or(self.slice_ns),
         })
     }
 
@@ -427,9 +470,17 @@ impl Eevdf {
         self.slice_ns = share.max(self.min_slice_ns).max(1);
     }
 
+    /// A latency queue that woke and is eligible, if any (lowest index first).
+    fn urgent_eligible(&self) -> Option<usize> {
+        self.members.iter().copied().find(|&j| {
+            let queue = &self.queues[j];
+            queue.urgent && queue.state == State::Active && self.eligible(j)
+        })
+    }
+
     /// `slice_ns * SCALE / w_q`, cached per queue for the current slice.
     fn slice_v(&mut self, q: usize) -> u128 {
-        let slice = self.slice_ns;
+        let slice = self.queues[q].latency_slice_ns.unwrap_or(self.slice_ns);
         let queue = &mut self.queues[q];
         if queue.slice_for != slice {
             queue.slice_v = u128::from(slice) * u128::from(SCALE) / u128::from(queue.weight);
@@ -526,3 +577,6 @@ impl Eevdf {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod latency_tests;

@@ -1,0 +1,151 @@
+//! Simulation tests of latency queues (module docs, "Latency queues", bound (c)).
+
+use super::*;
+
+/// xorshift64*, fixed seed: the simulations are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+const BUSY: usize = 8;
+const LATENCY: usize = BUSY;
+const LATENCY_SLICE: u64 = 100_000;
+
+fn setup(latency_weight: u32) -> Eevdf {
+    let mut weights = vec![1; BUSY];
+    weights.push(latency_weight);
+    let mut e = Eevdf::new(&weights, 4_000_000, 200_000);
+    e.set_latency(LATENCY, LATENCY_SLICE);
+    for q in 0..BUSY {
+        e.enqueue(q);
+    }
+    e
+}
+
+/// Bursty latency queue beside 8 saturating queues: every time it becomes
+/// runnable it is picked at the very next pick (bound (c): one poll of delay).
+#[test]
+fn a_waking_latency_queue_is_picked_after_the_poll_in_progress() {
+    let mut rng = Rng(0x5eed_1a7e);
+    let mut e = setup(1);
+    let mut latency_work = 0u32; // polls of ready work in the latency queue
+    let mut waiting_since_poll: Option<u64> = None;
+    let mut polls = 0u64;
+    let mut wakes = 0u64;
+    let mut service = [0u64; BUSY + 1];
+    let mut worst_wait_polls = 0u64;
+    let mut refused = 0u64;
+    while polls < 200_000 {
+        let pick = e.pick().expect("busy queues are always runnable");
+        if let Some(since) = waiting_since_poll.take() {
+            assert_eq!(pick.queue, LATENCY, "a woken latency queue was passed over");
+            worst_wait_polls = worst_wait_polls.max(polls - since);
+        }
+        let mut used = 0;
+        let mut preempted = false;
+        while used < pick.slice_ns && !preempted {
+            let ran = rng.range(10_000, 300_000);
+            e.charge(ran);
+            used += ran;
+            service[pick.queue] += ran;
+            polls += 1;
+            if pick.queue == LATENCY {
+                latency_work -= 1;
+                if latency_work == 0 {
+                    break;
+                }
+            } else if latency_work == 0 && rng.range(0, 99) < 2 {
+                // Work arrives for the idle latency queue during this poll.
+                latency_work = rng.range(1, 3) as u32;
+                wakes += 1;
+                preempted = e.enqueue(LATENCY);
+                if preempted {
+                    waiting_since_poll = Some(polls);
+                } else {
+                    // Only a latency queue in debt (back within one slice of
+                    // its last one) is refused; it waits to repay, as in (b).
+                    assert!(e.lag_ns(LATENCY) < 0, "eligible latency queue not urgent");
+                    refused += 1;
+                }
+            }
+        }
+        e.finish(pick.queue != LATENCY || latency_work > 0);
+    }
+    assert!(wakes > 1_000, "only {wakes} wakes simulated");
+    assert!(
+        refused * 2 < wakes,
+        "{refused} of {wakes} wakes found the queue in debt"
+    );
+    assert_eq!(
+        worst_wait_polls, 0,
+        "picked after {worst_wait_polls} extra polls"
+    );
+    // Bursty demand well under its share: it never exceeds 1/9 of the CPU.
+    let total: u64 = service.iter().sum();
+    let share = service[LATENCY] as f64 / total as f64;
+    assert!(
+        share < 1.0 / 9.0,
+        "latency queue took {:.3} of the CPU",
+        share
+    );
+}
+
+/// A latency queue that is always busy gets its weighted share, not more: being
+/// urgent on wake-up does not turn into extra service.
+#[test]
+fn a_saturating_latency_queue_gets_only_its_share() {
+    let mut rng = Rng(0xfeed_beef);
+    let mut e = setup(2);
+    e.enqueue(LATENCY);
+    let mut service = [0u64; BUSY + 1];
+    for _ in 0..50_000 {
+        let pick = e.pick().expect("runnable");
+        let mut used = 0;
+        while used < pick.slice_ns {
+            let ran = rng.range(10_000, 60_000);
+            e.charge(ran);
+            used += ran;
+            service[pick.queue] += ran;
+        }
+        e.finish(true);
+    }
+    let total: u64 = service.iter().sum();
+    let share = service[LATENCY] as f64 / total as f64;
+    let target = 2.0 / 10.0;
+    assert!(
+        (share - target).abs() < 0.001,
+        "latency queue share {share:.4}, target {target:.4}"
+    );
+}
+
+/// Its slices are its own length: it never keeps the CPU past `LATENCY_SLICE`
+/// plus one poll.
+#[test]
+fn latency_queue_slices_are_its_own_length() {
+    let mut e = setup(1);
+    e.enqueue(LATENCY);
+    let mut latency_picks = 0;
+    for _ in 0..1_000 {
+        let pick = e.pick().expect("runnable");
+        if pick.queue == LATENCY {
+            assert_eq!(pick.slice_ns, LATENCY_SLICE);
+            latency_picks += 1;
+        } else {
+            assert_eq!(pick.slice_ns, 4_000_000 / (BUSY as u64 + 1));
+        }
+        e.charge(pick.slice_ns);
+        e.finish(true);
+    }
+    assert!(latency_picks > 0);
+}
