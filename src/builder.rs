@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::controller::{AttachedController, WeightController};
 use crate::core::Config;
 use crate::eevdf::{Eevdf, MAX_WEIGHT};
 use crate::error::BuildError;
@@ -45,6 +46,7 @@ pub struct ExecutorBuilder<K> {
     min_slice: Duration,
     driver_yield: Duration,
     panic_on_task_panic: bool,
+    controllers: Vec<AttachedController<K>>,
 }
 
 /// One queue as configured.
@@ -71,6 +73,7 @@ impl<K: QueueKey> ExecutorBuilder<K> {
             min_slice: DEFAULT_MIN_SLICE,
             driver_yield: DEFAULT_DRIVER_YIELD,
             panic_on_task_panic: true,
+            controllers: Vec::new(),
         }
     }
 
@@ -139,6 +142,15 @@ impl<K: QueueKey> ExecutorBuilder<K> {
         self
     }
 
+    /// Lets `controller` change the weight of queue `key` while the executor runs
+    /// (see [`WeightController`]). A controller for a key that names no queue makes
+    /// `build` fail with [`BuildError::UnknownQueue`].
+    pub fn with_weight_controller(mut self, key: K, controller: impl WeightController<K>) -> Self {
+        self.controllers
+            .push(AttachedController::new(key, Box::new(controller)));
+        self
+    }
+
     /// Validates the configuration and creates the executor on this thread.
     pub fn build(self) -> Result<Rc<Executor<K>>, BuildError<K>> {
         self.validate()?;
@@ -159,7 +171,12 @@ impl<K: QueueKey> ExecutorBuilder<K> {
             driver_yield_ns: duration_ns(self.driver_yield),
             panic_on_task_panic: self.panic_on_task_panic,
         };
-        Ok(Executor::new(keys, Ready::new(schedulers, eevdf), config))
+        Ok(Executor::new(
+            keys,
+            Ready::new(schedulers, eevdf),
+            config,
+            self.controllers,
+        ))
     }
 
     fn validate(&self) -> Result<(), BuildError<K>> {
@@ -180,6 +197,11 @@ impl<K: QueueKey> ExecutorBuilder<K> {
             }
             if !seen.insert(key) {
                 return Err(BuildError::DuplicateQueue(key));
+            }
+        }
+        for attached in &self.controllers {
+            if !seen.contains(&attached.key) {
+                return Err(BuildError::UnknownQueue(attached.key));
             }
         }
         check_duration("sched_latency", self.sched_latency)?;

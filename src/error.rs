@@ -23,6 +23,8 @@ pub enum BuildError<K> {
     },
     /// The same key was used for two queues.
     DuplicateQueue(K),
+    /// A weight controller was attached to a key that names no queue.
+    UnknownQueue(K),
     /// A duration setting is zero or contradicts another setting.
     InvalidDuration {
         /// Which setting (`"sched_latency"`, `"min_slice"`, `"driver_yield"`,
@@ -47,6 +49,12 @@ impl<K: fmt::Debug> fmt::Display for BuildError<K> {
                 "queue {key:?} has weight {weight}, above the maximum of {MAX_WEIGHT}"
             ),
             BuildError::DuplicateQueue(key) => write!(f, "queue {key:?} was added twice"),
+            BuildError::UnknownQueue(key) => {
+                write!(
+                    f,
+                    "weight controller given for {key:?}, which names no queue"
+                )
+            }
             BuildError::InvalidDuration {
                 setting,
                 value,

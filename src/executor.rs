@@ -1,5 +1,6 @@
 //! `Executor`: the public face of the run loop — `run`, `run_until`, `shutdown`, stats.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -11,6 +12,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::context::{with_current, Entered};
+use crate::controller::AttachedController;
 use crate::core::{Config, Core, Stop};
 use crate::eevdf::MAX_WEIGHT;
 use crate::error::{SetWeightError, SpawnError};
@@ -37,15 +39,26 @@ pub struct Executor<K> {
     core: Rc<Core>,
     keys: Vec<K>,
     index: HashMap<K, usize>,
+    controllers: RefCell<Vec<AttachedController<K>>>,
 }
 
 impl<K: QueueKey> Executor<K> {
-    pub(crate) fn new(keys: Vec<K>, ready: Ready, config: Config) -> Rc<Self> {
+    pub(crate) fn new(
+        keys: Vec<K>,
+        ready: Ready,
+        config: Config,
+        controllers: Vec<AttachedController<K>>,
+    ) -> Rc<Self> {
         let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
         let core = Rc::new(Core::new(id, ready, keys.len(), config));
         register_local(core.clone());
         let index = keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
-        Rc::new(Executor { core, keys, index })
+        Rc::new(Executor {
+            core,
+            keys,
+            index,
+            controllers: RefCell::new(controllers),
+        })
     }
 
     /// A handle that spawns onto the queue named `key`.
@@ -104,6 +117,7 @@ impl<K: QueueKey> Executor<K> {
     ) -> Poll<T> {
         let _entered = Entered::new(&self.core);
         self.core.begin_turn();
+        self.consult_controllers();
         loop {
             let woken = main_woken.swap(false, Ordering::AcqRel);
             if let Poll::Ready(output) = poll_main(woken) {
@@ -124,6 +138,30 @@ impl<K: QueueKey> Executor<K> {
                     self.core.end_turn(Some(stop));
                     return Poll::Pending;
                 }
+            }
+        }
+    }
+
+    /// Lets due weight controllers adjust their queues' weights.
+    fn consult_controllers(&self) {
+        let Ok(mut controllers) = self.controllers.try_borrow_mut() else {
+            return;
+        };
+        if controllers.is_empty() {
+            return;
+        }
+        let now = self.core.now_ns();
+        for attached in controllers.iter_mut() {
+            if now < attached.next_ns {
+                continue;
+            }
+            attached.next_ns = now.saturating_add(attached.interval_ns);
+            let Some(stats) = self.queue_stats(attached.key) else {
+                continue;
+            };
+            if let Some(weight) = attached.controller.weight(&stats) {
+                // In range by clamping, on a known key: cannot fail.
+                let _ = self.set_weight(attached.key, weight.clamp(1, MAX_WEIGHT));
             }
         }
     }

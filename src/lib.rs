@@ -5,12 +5,15 @@
 mod builder;
 mod clock;
 mod context;
+mod controller;
 mod core;
 
 mod eevdf;
 mod error;
 mod executor;
 mod host;
+#[cfg(test)]
+mod miri_tests;
 mod queue;
 mod ready;
 mod remote;
@@ -24,6 +27,7 @@ pub use builder::{
     ExecutorBuilder, DEFAULT_DRIVER_YIELD, DEFAULT_MIN_SLICE, DEFAULT_SCHED_LATENCY,
     MAX_DURATION_SETTING,
 };
+pub use controller::{BacklogController, WeightController};
 pub use eevdf::MAX_WEIGHT;
 pub use error::{BuildError, JoinError, SetWeightError, SpawnError};
 pub use executor::Executor;
