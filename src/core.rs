@@ -8,6 +8,7 @@
 //! inbox instead of panicking.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Waker};
@@ -17,6 +18,7 @@ use slab::Slab;
 use crate::clock::Clock;
 use crate::ready::Ready;
 use crate::remote::Remote;
+use crate::remote_spawn::SpawnQueue;
 use crate::scheduler::PollReport;
 use crate::task::group::GroupRegistry;
 use crate::task::schedule::take_woken_while_running;
@@ -76,6 +78,8 @@ pub(crate) struct Core {
     pub(crate) tasks: RefCell<Slab<Waker>>,
     /// Service accounts of task groups.
     pub(crate) groups: RefCell<GroupRegistry>,
+    /// Spawn requests from other threads (`RemoteSpawner`).
+    pub(crate) remote_spawns: Arc<SpawnQueue>,
     pub(crate) counters: Vec<Counters>,
     pub(crate) measure: LoopMeasure,
     clock: Clock,
@@ -114,6 +118,7 @@ impl Core {
             ready: RefCell::new(ready),
             tasks: RefCell::new(Slab::new()),
             groups: RefCell::new(GroupRegistry::default()),
+            remote_spawns: Arc::new(SpawnQueue::new()),
             counters: (0..queue_count).map(|_| Counters::default()).collect(),
             measure: LoopMeasure::default(),
             clock: Clock::new(),
@@ -218,11 +223,14 @@ impl Core {
         drop(waker);
     }
 
-    /// Moves tasks woken on other threads into their queues, and wakes aborted tasks
-    /// so the loop meets them and drops them.
-    fn drain_inbox(&self) {
+    /// Moves tasks woken on other threads into their queues, wakes aborted tasks so
+    /// the loop meets them and drops them, and spawns tasks sent by other threads.
+    fn drain_inbox(self: &Rc<Self>) {
         if !self.remote.take_notification() {
             return;
+        }
+        if !self.remote_spawns.is_empty() {
+            self.remote_spawns.run_jobs(self);
         }
         {
             let mut ready = self.ready.borrow_mut();
@@ -244,6 +252,7 @@ impl Core {
     /// happens right after that task's poll.
     pub(crate) fn shutdown(&self) {
         self.shut_down.set(true);
+        self.remote_spawns.close();
         if self.polling.get() {
             self.cancel_requested.set(true);
         } else {
@@ -332,7 +341,11 @@ impl Core {
 
     /// Polls ready tasks until the driven future is woken, the driver-yield deadline
     /// passes, or nothing is ready. Call between `begin_turn` and `end_turn`.
-    pub(crate) fn poll_tasks(&self, cx: &mut Context<'_>, main_woken: &AtomicBool) -> Stop {
+    pub(crate) fn poll_tasks(
+        self: &Rc<Self>,
+        cx: &mut Context<'_>,
+        main_woken: &AtomicBool,
+    ) -> Stop {
         let driver_deadline = self.driver_deadline_ns.get();
         self.drain_inbox();
         loop {
@@ -378,7 +391,7 @@ impl Core {
             if main_woken.load(Ordering::Acquire) {
                 return Stop::MainWoken;
             }
-            if end >= driver_deadline {
+            if end >= driver_deadline || crate::host::budget_spent(self) {
                 self.remote.set_notified();
                 crate::host::yield_to_host(cx);
                 return Stop::DriverYield;

@@ -19,6 +19,7 @@ use crate::error::{SetWeightError, SpawnError};
 use crate::queue::{QueueHandle, QueueKey};
 use crate::ready::Ready;
 use crate::remote::Remote;
+use crate::remote_spawn::RemoteSpawner;
 use crate::stats::{ExecutorStats, QueueStats};
 use crate::task::schedule::{deregister_local, register_local};
 
@@ -191,6 +192,16 @@ impl<K: QueueKey> Executor<K> {
         }
         self.core.ready.borrow_mut().set_weight(queue, weight);
         Ok(())
+    }
+
+    /// A `Send + Sync` spawner for other threads: spawns `Send` futures onto this
+    /// executor's queues (see [`RemoteSpawner`]).
+    pub fn remote(&self) -> RemoteSpawner<K> {
+        RemoteSpawner::new(
+            self.core.remote_spawns.clone(),
+            self.core.remote.clone(),
+            self.index.clone(),
+        )
     }
 
     /// True once [`shutdown`](Self::shutdown) was called.

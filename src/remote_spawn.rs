@@ -1,0 +1,238 @@
+//! `RemoteSpawner`: spawn `Send` futures onto an executor's queues from any thread.
+//!
+//! A remote spawn is a job (the future, boxed, and the queue index) pushed into a
+//! lock-free queue; the caller's thread then notifies the host through the same
+//! handshake as cross-thread wakes. The run loop drains the jobs between polls and
+//! spawns each one locally; the local `JoinHandle` (which is `Send` for `Send`
+//! outputs) travels back to the caller's `RemoteJoinHandle` through a small slot.
+//!
+//! No job is lost: shutdown closes the job queue first (later spawns get
+//! `SpawnError::ShuttingDown`), then drops the jobs still queued on the executor
+//! thread, which resolves their handles to `Cancelled`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use concurrent_queue::ConcurrentQueue;
+
+use crate::core::Core;
+use crate::error::{JoinError, SpawnError};
+use crate::remote::Remote;
+use crate::task::{self, JoinHandle};
+
+/// A spawn request waiting for the executor thread.
+type Job = Box<dyn FnOnce(&Rc<Core>) + Send>;
+
+/// The executor's queue of remote spawn requests.
+pub(crate) struct SpawnQueue {
+    jobs: ConcurrentQueue<Job>,
+}
+
+impl SpawnQueue {
+    pub(crate) fn new() -> Self {
+        SpawnQueue {
+            jobs: ConcurrentQueue::unbounded(),
+        }
+    }
+
+    /// Executor thread: spawns every queued job. Returns how many ran.
+    pub(crate) fn run_jobs(&self, core: &Rc<Core>) -> usize {
+        let mut ran = 0;
+        while let Ok(job) = self.jobs.pop() {
+            job(core);
+            ran += 1;
+        }
+        ran
+    }
+
+    /// Executor thread, at shutdown: refuse new jobs and drop the queued ones.
+    pub(crate) fn close(&self) {
+        self.jobs.close();
+        while let Ok(job) = self.jobs.pop() {
+            drop(job);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+/// Spawns `Send` futures onto an executor's queues from any thread.
+///
+/// Obtained from [`Executor::remote`](crate::Executor::remote); `Send + Sync + Clone`.
+/// The executor must be running (`run`/`run_until` polled by its host) for the
+/// tasks to start.
+pub struct RemoteSpawner<K> {
+    jobs: Arc<SpawnQueue>,
+    remote: Arc<Remote>,
+    index: Arc<HashMap<K, usize>>,
+}
+
+impl<K> Clone for RemoteSpawner<K> {
+    fn clone(&self) -> Self {
+        RemoteSpawner {
+            jobs: self.jobs.clone(),
+            remote: self.remote.clone(),
+            index: self.index.clone(),
+        }
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for RemoteSpawner<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteSpawner")
+            .field("queues", &self.index.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<K: crate::QueueKey> RemoteSpawner<K> {
+    pub(crate) fn new(
+        jobs: Arc<SpawnQueue>,
+        remote: Arc<Remote>,
+        index: HashMap<K, usize>,
+    ) -> Self {
+        RemoteSpawner {
+            jobs,
+            remote,
+            index: Arc::new(index),
+        }
+    }
+
+    /// Spawns `future` onto the queue named `key`. Errors: `UnknownQueue`, or
+    /// `ShuttingDown` once the executor was shut down or dropped (the future is then
+    /// dropped on this thread).
+    pub fn spawn<F>(&self, key: K, future: F) -> Result<RemoteJoinHandle<F::Output>, SpawnError<K>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let &queue = self.index.get(&key).ok_or(SpawnError::UnknownQueue(key))?;
+        let slot = Arc::new(Mutex::new(Slot::Waiting {
+            waker: None,
+            aborted: false,
+        }));
+        let delivery = Delivery(slot.clone());
+        let job: Job = Box::new(move |core: &Rc<Core>| {
+            delivery.deliver(task::spawn(core, queue, None, future));
+        });
+        if self.jobs.jobs.push(job).is_err() {
+            return Err(SpawnError::ShuttingDown);
+        }
+        self.remote.notify();
+        Ok(RemoteJoinHandle { slot })
+    }
+}
+
+/// Where a remote spawn's local `JoinHandle` lands.
+enum Slot<T> {
+    /// Not spawned yet; `aborted` when `abort` came first.
+    Waiting { waker: Option<Waker>, aborted: bool },
+    /// Spawned on the executor thread.
+    Spawned(JoinHandle<T>),
+    /// The result was taken, or the job was dropped unrun (shutdown).
+    Done,
+}
+
+/// The job's end of the slot: delivers the local handle, or, if the job is dropped
+/// without running (shutdown), marks the spawn cancelled and wakes the awaiter.
+struct Delivery<T>(Arc<Mutex<Slot<T>>>);
+
+impl<T> Delivery<T> {
+    /// Executor thread: hands the local handle over (aborting it if asked to).
+    fn deliver(self, handle: JoinHandle<T>) {
+        self.settle(Some(handle));
+    }
+
+    fn settle(&self, handle: Option<JoinHandle<T>>) {
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Slot::Waiting { waker, aborted } = &mut *guard else {
+            return;
+        };
+        let (waker, aborted) = (waker.take(), *aborted);
+        *guard = match handle {
+            Some(handle) => {
+                if aborted {
+                    handle.abort();
+                }
+                Slot::Spawned(handle)
+            }
+            None => Slot::Done,
+        };
+        drop(guard);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Drop for Delivery<T> {
+    fn drop(&mut self) {
+        // A no-op after `deliver`; otherwise the job never ran.
+        self.settle(None);
+    }
+}
+
+/// Awaits a remotely spawned task's result from any thread; `Send` when the output
+/// is. Resolves like [`JoinHandle`]: `Ok(output)`, `Err(Cancelled)` (aborted, or the
+/// executor shut down before or after the task started), or `Err(Panic(..))`.
+/// Dropping it detaches the task.
+pub struct RemoteJoinHandle<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> RemoteJoinHandle<T> {
+    /// Cancels the task (before it starts, or as [`JoinHandle::abort`] once it runs).
+    pub fn abort(&self) {
+        let mut guard = self
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &mut *guard {
+            Slot::Waiting { aborted, .. } => *aborted = true,
+            Slot::Spawned(handle) => handle.abort(),
+            Slot::Done => {}
+        }
+    }
+}
+
+impl<T> Future for RemoteJoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut guard = self
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &mut *guard {
+            Slot::Waiting { waker, .. } => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Slot::Spawned(handle) => {
+                let result = std::task::ready!(Pin::new(handle).poll(cx));
+                *guard = Slot::Done;
+                Poll::Ready(result)
+            }
+            Slot::Done => Poll::Ready(Err(JoinError::Cancelled)),
+        }
+    }
+}
+
+impl<T> fmt::Debug for RemoteJoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteJoinHandle").finish_non_exhaustive()
+    }
+}
