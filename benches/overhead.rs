@@ -356,7 +356,7 @@ fn main() {
         yields_per_task: common::pick(1_000, 100),
         wake_tasks: common::pick(20_000, 2_000),
     };
-    let rounds = common::env_usize("OVH_ROUNDS", common::pick(11, 3)).max(1);
+    let rounds = common::env_usize("OVH_ROUNDS", common::pick(21, 3)).max(1);
 
     let args: Vec<String> = std::env::args()
         .skip(1)

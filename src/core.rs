@@ -381,7 +381,11 @@ impl Core {
                 report: chosen.observed.then(|| (meta.group_id(), meta.arrival)),
             };
             self.finished_in_poll.set(false);
+            #[cfg(feature = "tracing")]
+            let span = crate::observe::poll_span(self.id, chosen.queue, meta.arrival);
             chosen.runnable.run();
+            #[cfg(feature = "tracing")]
+            crate::observe::end_poll_span(span);
             // Accounts the poll here, or while a propagated task panic unwinds.
             drop(accounting);
             if self.cancel_requested.get() {

@@ -119,6 +119,8 @@ impl<K: QueueKey> Executor<K> {
         let _entered = Entered::new(&self.core);
         self.core.begin_turn();
         self.consult_controllers();
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        crate::observe::on_turn(self);
         loop {
             let woken = main_woken.swap(false, Ordering::AcqRel);
             if let Poll::Ready(output) = poll_main(woken) {
@@ -247,6 +249,11 @@ impl<K: QueueKey> Executor<K> {
     /// The keys of all queues, in the order they were added.
     pub fn queue_keys(&self) -> &[K] {
         &self.keys
+    }
+
+    #[cfg(any(feature = "metrics", feature = "tracing"))]
+    pub(crate) fn core(&self) -> &Rc<Core> {
+        &self.core
     }
 }
 

@@ -14,6 +14,10 @@ mod executor;
 mod host;
 #[cfg(test)]
 mod miri_tests;
+#[cfg(any(feature = "metrics", feature = "tracing"))]
+pub mod observe;
+#[cfg(feature = "pool")]
+pub mod pool;
 mod queue;
 mod ready;
 mod remote;

@@ -19,9 +19,9 @@ fn spin(d: Duration) {
     }
 }
 
-/// Runs the scenario; returns the latency queue's queue-delay p99 and the number of
-/// its tasks that ran.
-fn scenario(latency_queue: bool) -> (Duration, u64) {
+/// Runs the scenario; returns the latency queue's queue-delay p50 and p99 and the
+/// number of its tasks that ran.
+fn scenario(latency_queue: bool) -> (Duration, Duration, u64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -56,6 +56,7 @@ fn scenario(latency_queue: bool) -> (Duration, u64) {
         let stats = ex.queue_stats(LATENCY).unwrap();
         ex.shutdown();
         (
+            stats.queue_delay.quantile(0.5).unwrap_or_default(),
             stats.queue_delay.quantile(0.99).unwrap_or_default(),
             stats.completed,
         )
@@ -64,15 +65,18 @@ fn scenario(latency_queue: bool) -> (Duration, u64) {
 
 #[test]
 fn latency_queue_is_served_ahead_of_saturating_background_queues() {
-    let (latency_p99, latency_done) = scenario(true);
-    let (plain_p99, plain_done) = scenario(false);
+    let (latency_p50, latency_p99, latency_done) = scenario(true);
+    let (plain_p50, plain_p99, plain_done) = scenario(false);
     eprintln!(
-        "queue delay p99 (log2-bucket upper bound): latency queue {latency_p99:?} \
-         ({latency_done} tasks), ordinary queue {plain_p99:?} ({plain_done} tasks)"
+        "queue delay p50/p99 (log2-bucket upper bounds): latency queue {latency_p50:?}/\
+         {latency_p99:?} ({latency_done} tasks), ordinary queue {plain_p50:?}/{plain_p99:?} \
+         ({plain_done} tasks)"
     );
     assert!(latency_done > 20 && plain_done > 20, "too few samples");
+    // The median, not the p99: with ~100 samples on a shared machine the p99 is the
+    // worst OS stall of the run, whichever queue it hit.
     assert!(
-        latency_p99 < plain_p99,
-        "latency queue p99 {latency_p99:?} not below ordinary queue p99 {plain_p99:?}"
+        latency_p50 < plain_p50,
+        "latency queue p50 {latency_p50:?} not below ordinary queue p50 {plain_p50:?}"
     );
 }

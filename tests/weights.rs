@@ -1,6 +1,8 @@
 //! Queue weights as CPU shares, and the latency of a heavy-weight queue while light
-//! queues saturate the thread. Functional checks with generous tolerances (the precise
-//! numbers belong to `benches/fairness`), but a scheduler that ignores weights fails.
+//! queues saturate the thread. Functional checks with generous tolerances (±8 points:
+//! service is wall time per poll, so OS stalls on a loaded machine land in it; the
+//! precise numbers belong to `benches/fairness`), but a scheduler that ignores weights
+//! fails.
 
 mod common;
 
@@ -78,8 +80,8 @@ fn weights_three_to_one_split_cpu_75_25() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let share = foreground_share(3, 1);
     assert!(
-        (70.0..=80.0).contains(&share),
-        "weights 3:1 gave the foreground {share:.1}% of the CPU, expected 75 ± 5"
+        (67.0..=83.0).contains(&share),
+        "weights 3:1 gave the foreground {share:.1}% of the CPU, expected 75 ± 8"
     );
 }
 
@@ -88,8 +90,8 @@ fn weights_one_to_one_split_cpu_evenly() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let share = foreground_share(1, 1);
     assert!(
-        (45.0..=55.0).contains(&share),
-        "weights 1:1 gave the foreground {share:.1}% of the CPU, expected 50 ± 5"
+        (42.0..=58.0).contains(&share),
+        "weights 1:1 gave the foreground {share:.1}% of the CPU, expected 50 ± 8"
     );
 }
 
@@ -99,8 +101,8 @@ fn weights_one_to_three_split_cpu_25_75() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let share = foreground_share(1, 3);
     assert!(
-        (20.0..=30.0).contains(&share),
-        "weights 1:3 gave the foreground {share:.1}% of the CPU, expected 25 ± 5"
+        (17.0..=33.0).contains(&share),
+        "weights 1:3 gave the foreground {share:.1}% of the CPU, expected 25 ± 8"
     );
 }
 

@@ -405,7 +405,10 @@ fn draw_bar_chart(
 
     let panel_height = 380;
     let height = 50 + panel_height * panels.len() as u32;
-    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
+    // Wide enough for the category labels (configuration names run to ~35 characters).
+    let most = panels.iter().map(|p| p.categories.len()).max().unwrap_or(1) as u32;
+    let width = (190 * most + 120).max(1000);
+    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 22))?;
     let areas = root.split_evenly((panels.len().max(1), 1));
@@ -443,7 +446,8 @@ fn draw_bar_chart(
         if panel.log_y {
             // Start one decade below the smallest bar so that every bar shows.
             let floor = 10f64.powf((min.min(max) / 2.0).log10().floor());
-            let ceil = 10f64.powf((max * 1.5).log10().ceil());
+            // Room above the tallest bar for the legend.
+            let ceil = 10f64.powf((max * 8.0).log10().ceil());
             let mut chart = builder.build_cartesian_2d(x_range, (floor..ceil).log_scale())?;
             chart
                 .configure_mesh()

@@ -580,3 +580,6 @@ mod tests;
 
 #[cfg(test)]
 mod latency_tests;
+
+#[cfg(test)]
+mod proptests;

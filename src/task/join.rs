@@ -78,7 +78,7 @@ impl<T> JoinHandle<T> {
 
     /// True once the task completed, panicked or was cancelled (its future is gone).
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().map_or(true, |task| task.is_finished())
+        self.task.as_ref().is_none_or(|task| task.is_finished())
     }
 }
 
