@@ -6,6 +6,8 @@
 //!
 //! No tokio: a hand-rolled `block_on` (thread park/unpark) is the host, so that Miri
 //! runs only our code and std's. Sizes are small; they run in normal `cargo test` too.
+//! Under Miri the executor's clock must not use quanta (its `cpuid` is unsupported):
+//! `crate::clock` falls back to `std::time::Instant` under `cfg(miri)`.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

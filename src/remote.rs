@@ -360,6 +360,74 @@ mod loom_models {
         });
     }
 
+    /// `RemoteSpawner::spawn` (`crate::remote_spawn`): a job pushed into a queue of
+    /// its own, then `Remote::notify`; the loop's `drain_inbox` runs the jobs after
+    /// `take_notification`, skipping the queue when `is_empty`. A job racing the loop
+    /// going idle is run this turn or, after a host wake, the next.
+    #[test]
+    fn loom_remote_spawn_races_idle_turn() {
+        model(|| {
+            let remote = Arc::new(Remote::<u32>::new(1));
+            let jobs = Arc::new(concurrent_queue::ConcurrentQueue::<u32>::unbounded());
+            let (host, waker) = host();
+            let spawner = {
+                let (remote, jobs) = (remote.clone(), jobs.clone());
+                thread::spawn(move || {
+                    jobs.push(5).unwrap();
+                    remote.notify();
+                })
+            };
+            let drain_jobs = |ran: &mut Vec<u32>| {
+                if remote.take_notification() && !jobs.is_empty() {
+                    while let Ok(job) = jobs.pop() {
+                        ran.push(job);
+                    }
+                }
+            };
+            let mut ran = Vec::new();
+            drain_jobs(&mut ran);
+            loop {
+                remote.register_host(&waker);
+                if !remote.is_notified() {
+                    break;
+                }
+                drain_jobs(&mut ran);
+            }
+            spawner.join().unwrap();
+            if ran.is_empty() {
+                assert!(host.0.load(Ordering::SeqCst) >= 1, "remote spawn stranded");
+                drain_jobs(&mut ran);
+            }
+            assert_eq!(ran, [5]);
+        });
+    }
+
+    /// Shutdown (`SpawnQueue::close`, then dropping the queued jobs) racing a remote
+    /// spawn: the job is either refused (the caller gets `ShuttingDown`) or drained
+    /// by the shutdown (its handle resolves `Cancelled`); never left in the queue.
+    #[test]
+    fn loom_remote_spawn_races_shutdown() {
+        model(|| {
+            let jobs = Arc::new(concurrent_queue::ConcurrentQueue::<u32>::unbounded());
+            let spawner = {
+                let jobs = jobs.clone();
+                thread::spawn(move || jobs.push(5).is_ok())
+            };
+            jobs.close();
+            let mut dropped = 0;
+            while jobs.pop().is_ok() {
+                dropped += 1;
+            }
+            let accepted = spawner.join().unwrap();
+            assert_eq!(
+                usize::from(accepted),
+                dropped,
+                "a job accepted after the drain"
+            );
+            assert!(jobs.is_empty());
+        });
+    }
+
     /// The `run_until` future woken from another thread (`MainWake`: set its flag,
     /// then notify) while the loop goes idle: the turn returns `MainWoken`, or the
     /// host is woken.

@@ -118,7 +118,8 @@ pub struct ExecutorStats {
     pub busy_time: Duration,
     /// Time the run loop was parked with nothing to run.
     pub idle_time: Duration,
-    /// Times the run loop returned to the host runtime because `driver_yield` elapsed.
+    /// Times the run loop returned to the host runtime with tasks still ready: because
+    /// `driver_yield` elapsed, or because tokio's cooperative budget was spent.
     pub driver_yields: u64,
     /// Longest stretch the run loop kept the thread before returning to the host.
     pub max_driver_gap: Duration,

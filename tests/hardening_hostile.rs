@@ -311,3 +311,61 @@ fn panicking_key_hash_and_eq_do_not_corrupt_the_executor() {
     executor.shutdown();
     assert_eq!(executor.stats().live_tasks, 0);
 }
+
+thread_local! {
+    /// An executor kept in a thread-local, dropped during the thread's teardown.
+    static KEPT: std::cell::RefCell<Option<std::rc::Rc<clockworker::Executor<u8>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// An executor dropped during thread-local teardown (after or before the crate's own
+/// thread-locals), with parked tasks whose `Drop` wakes and spawns: no panic, no
+/// abort, every future dropped.
+#[test]
+fn executor_dropped_during_thread_local_teardown() {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Noisy(clockworker::QueueHandle<u8>, Option<std::task::Waker>);
+    impl Drop for Noisy {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+            if let Some(waker) = self.1.take() {
+                waker.wake();
+            }
+            drop(self.0.spawn(async {}));
+        }
+    }
+    let wakers: Arc<std::sync::Mutex<Vec<std::task::Waker>>> = Arc::default();
+    let outside = wakers.clone();
+    std::thread::spawn(move || {
+        let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+        let q = executor.queue(0).unwrap();
+        assert_eq!(DROPS.load(Ordering::SeqCst), 0);
+        for _ in 0..16 {
+            let mut noisy = Noisy(q.clone(), None);
+            let wakers = wakers.clone();
+            drop(q.spawn(std::future::poll_fn(move |cx| {
+                // Through a reference to the whole value, so the closure owns it.
+                let noisy: &mut Noisy = &mut noisy;
+                noisy.1 = Some(cx.waker().clone());
+                wakers.lock().unwrap().push(cx.waker().clone());
+                std::task::Poll::<()>::Pending
+            })));
+        }
+        block_on(executor.run_until(async {
+            for _ in 0..64 {
+                yield_now().await;
+            }
+        }));
+        assert_eq!(DROPS.load(Ordering::SeqCst), 0, "all parked, none dropped");
+        KEPT.with(|kept| *kept.borrow_mut() = Some(executor));
+    })
+    .join()
+    .expect("thread teardown with a live executor");
+    assert_eq!(DROPS.load(Ordering::SeqCst), 16);
+    // The tasks' wakers outlived the thread and the executor.
+    for waker in outside.lock().unwrap().drain(..) {
+        waker.wake();
+    }
+}

@@ -616,3 +616,58 @@ fn output_panicking_in_drop_with_the_handle_reaches_the_caller() {
     );
     assert_eq!(executor.stats().live_tasks, 0);
 }
+
+/// A task that aborts itself and completes in the same poll leaves an abort request
+/// for its registry slot; a task spawned from its future's `Drop` takes that slot
+/// before the request is drained. The request must not cancel the newcomer (it may
+/// only wake it spuriously).
+#[test]
+fn stale_abort_request_spares_the_task_reusing_the_slot() {
+    struct AbortSelfThenSpawnOnDrop {
+        me: Slot,
+        q: clockworker::QueueHandle<u8>,
+        newcomer: Rc<RefCell<Option<JoinHandle<Output>>>>,
+        output: Count,
+    }
+    impl Future for AbortSelfThenSpawnOnDrop {
+        type Output = Output;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Output> {
+            self.me.borrow().as_ref().expect("handle stored").abort();
+            Poll::Ready(Output(self.output.guard(), 42))
+        }
+    }
+    impl Drop for AbortSelfThenSpawnOnDrop {
+        fn drop(&mut self) {
+            let output = self.output.clone();
+            let handle = self.q.spawn(async move {
+                yield_now().await;
+                Output(output.guard(), 7)
+            });
+            *self.newcomer.borrow_mut() = Some(handle);
+        }
+    }
+    let executor = build(PanicMode::Caught);
+    let q = executor.queue(0).unwrap();
+    let (me, newcomer, output): (Slot, Slot, Count) = Default::default();
+    let handle = q.spawn(AbortSelfThenSpawnOnDrop {
+        me: me.clone(),
+        q: q.clone(),
+        newcomer: newcomer.clone(),
+        output: output.clone(),
+    });
+    *me.borrow_mut() = Some(handle);
+    futures_lite::future::block_on(executor.run_until(settle()));
+    let first = poll_once(me.borrow_mut().take().unwrap());
+    let second = poll_once(newcomer.borrow_mut().take().expect("spawned from Drop"));
+    assert!(
+        matches!(first, Poll::Ready(Ok(Output(_, 42)))),
+        "aborting itself while completing keeps the result"
+    );
+    assert!(
+        matches!(second, Poll::Ready(Ok(Output(_, 7)))),
+        "the task that reused the slot must not be cancelled"
+    );
+    drop((first, second));
+    assert_eq!(output.get(), 2);
+    assert_eq!(executor.stats().live_tasks, 0);
+}
