@@ -118,8 +118,6 @@
 //! gives: queue delay ≤ longest poll + the time the loop is away from its
 //! queues (a driver round), provided the queue's demand stays within its share.
 
-#![allow(dead_code)]
-
 /// Largest accepted queue weight.
 ///
 /// Why 10,000: *meaning* — a weight-1 queue beside a weight-10,000 one is
@@ -367,6 +365,7 @@ impl Eevdf {
         }
     }
 
+    #[cfg(test)] // used by the simulation tests only
     /// Which queue is running a slice, if any.
     pub(crate) fn running(&self) -> Option<usize> {
         self.running
@@ -377,6 +376,7 @@ impl Eevdf {
         self.queues[q].state == State::Active
     }
 
+    #[cfg(test)] // used by the simulation tests only
     /// Number of queues with ready work.
     pub(crate) fn runnable_count(&self) -> usize {
         self.active
@@ -397,6 +397,7 @@ impl Eevdf {
         }
     }
 
+    #[cfg(test)] // used by the simulation tests only
     /// `q`'s lag in ns of service (positive = owed service); 0 when idle.
     pub(crate) fn lag_ns(&self, q: usize) -> i64 {
         if self.queues[q].state == State::Idle {
