@@ -184,8 +184,8 @@ impl Ready {
         if self.slice.take().is_some() {
             self.eevdf.finish(false);
         }
-        while let Some(pick) = self.eevdf.pick() {
-            let _ = pick;
+        // Empty queues leave the runnable set one pick at a time.
+        while self.eevdf.pick().is_some() {
             self.eevdf.finish(false);
         }
         self.preempt = false;
