@@ -81,6 +81,9 @@ pub(crate) struct Core {
     /// Spawn requests from other threads (`RemoteSpawner`).
     pub(crate) remote_spawns: Arc<SpawnQueue>,
     pub(crate) counters: Vec<Counters>,
+    /// Per queue: whether its scheduler asks for poll timing (`needs_timing`), so its
+    /// tasks' attained service is kept. Fixed at build time.
+    pub(crate) timed: Box<[bool]>,
     pub(crate) measure: LoopMeasure,
     clock: Clock,
     /// Last clock reading (ns): the start of the current poll while one runs.
@@ -111,6 +114,7 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(id: u64, ready: Ready, queue_count: usize, config: Config) -> Self {
+        let timed = (0..queue_count).map(|q| ready.is_timed(q)).collect();
         Core {
             id,
             remote: Arc::new(Remote::new(id)),
@@ -120,6 +124,7 @@ impl Core {
             groups: RefCell::new(GroupRegistry::default()),
             remote_spawns: Arc::new(SpawnQueue::new()),
             counters: (0..queue_count).map(|_| Counters::default()).collect(),
+            timed,
             measure: LoopMeasure::default(),
             clock: Clock::new(),
             now_ns: Cell::new(0),

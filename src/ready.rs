@@ -49,7 +49,7 @@ pub(crate) struct Ready {
 
 impl Ready {
     pub(crate) fn new(queues: Vec<QueueScheduler>, eevdf: Eevdf) -> Self {
-        let observed = queues.iter().map(QueueScheduler::needs_timing).collect();
+        let observed = queues.iter().map(QueueScheduler::wants_reports).collect();
         let measures = vec![QueueMeasure::default(); queues.len()];
         Ready {
             queues,
@@ -59,6 +59,11 @@ impl Ready {
             slice: None,
             preempt: false,
         }
+    }
+
+    /// Whether queue `q`'s scheduler asks for poll timing.
+    pub(crate) fn is_timed(&self, q: usize) -> bool {
+        self.queues[q].needs_timing()
     }
 
     /// Number of ready tasks in queue `q`.

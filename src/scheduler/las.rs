@@ -164,6 +164,12 @@ impl Scheduler for LAS {
     fn len(&self) -> usize {
         self.len
     }
+
+    /// LAS orders by attained service, which the executor keeps only for queues that
+    /// ask for timing. The per-poll report itself is not needed (`observe` is a no-op).
+    fn needs_timing(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ impl ReadyTask {
 
     /// CPU time the task's whole group has been polled for (all its tasks, past and
     /// present, while the group lives); the task's own service when it has no group.
+    /// Like [`attained_service`](Self::attained_service), kept only on queues whose
+    /// scheduler asks for timing.
     pub fn group_attained_service(&self) -> Duration {
         Duration::from_nanos(self.meta().group_service_ns())
     }
@@ -64,7 +66,9 @@ impl ReadyTask {
     }
 
     /// CPU time the task has been polled for so far (each poll is timed with the one
-    /// clock read the executor makes per poll).
+    /// clock read the executor makes per poll). Kept only on queues whose scheduler
+    /// asks for timing ([`Scheduler::needs_timing`]); zero on the others, which then
+    /// pay nothing for it.
     pub fn attained_service(&self) -> Duration {
         Duration::from_nanos(self.meta().service_ns())
     }
@@ -109,7 +113,9 @@ pub trait Scheduler: 'static {
         self.len() == 0
     }
     /// Whether the executor should call [`observe`](Scheduler::observe) after each poll
-    /// of this queue's tasks. Default: false (no per-poll report).
+    /// of this queue's tasks and keep their attained service
+    /// ([`ReadyTask::attained_service`]). Asked once, when the executor is built.
+    /// Default: false (no per-poll report, no service accounting).
     fn needs_timing(&self) -> bool {
         false
     }
@@ -176,6 +182,12 @@ impl QueueScheduler {
         dispatch!(self, s => s.needs_timing())
     }
 
+    /// Whether the run loop should build a poll report for [`observe`](Self::observe):
+    /// only user schedulers that ask for timing; the built-ins ignore reports.
+    pub(crate) fn wants_reports(&self) -> bool {
+        matches!(self, QueueScheduler::Custom(s) if s.needs_timing())
+    }
+
     #[inline]
     pub(crate) fn observe(&mut self, report: &PollReport) {
         if let QueueScheduler::Custom(s) = self {
@@ -211,6 +223,7 @@ pub(crate) mod test_support {
             remote: Arc::new(Remote::new(0)),
             aborted: AtomicBool::new(false),
             ready_at_ns: AtomicU64::new(0),
+            timed: true,
             service_ns: AtomicU64::new(service_ns),
         };
         let (runnable, task) = async_task::Builder::new()

@@ -63,7 +63,9 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // The one clock read of this poll: the run loop reuses it.
         let core = &**this.core;
         let ran = core.end_poll();
-        this.meta.charge(ran);
+        if this.meta.timed {
+            this.meta.charge(ran);
+        }
         let counters = &core.counters[this.meta.queue];
         match outcome {
             Ok(Poll::Pending) => Poll::Pending,

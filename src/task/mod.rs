@@ -51,6 +51,9 @@ pub(crate) struct TaskMeta {
     /// Atomic only because the metadata must be `Sync`; all accesses are on the
     /// executor thread and use `Relaxed`.
     pub(crate) ready_at_ns: AtomicU64,
+    /// Whether the queue's scheduler asks for timing: only then is `service_ns` (and
+    /// the group's account) charged after each poll.
+    pub(crate) timed: bool,
     /// CPU time polled so far (ns), kept for queues whose scheduler asks for timing.
     pub(crate) service_ns: AtomicU64,
 }
@@ -112,6 +115,7 @@ where
         remote: core.remote.clone(),
         aborted: AtomicBool::new(false),
         ready_at_ns: AtomicU64::new(core.now_ns()),
+        timed: core.timed[queue],
         service_ns: AtomicU64::new(0),
     };
     let task_core = core.clone();

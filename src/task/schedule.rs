@@ -47,18 +47,31 @@ pub(crate) fn deregister_local(id: u64) {
 
 /// The schedule function of every task: called by async-task when a task is woken
 /// (or yields), on whichever thread the wake happened.
+///
+/// Kept small: the common case (a task woken during its own poll, e.g. a yield) only
+/// parks the task in the stash; every other wake goes to [`schedule_elsewhere`], out of
+/// line, so this function needs no stack frame of its own.
+#[inline]
 pub(crate) fn schedule(runnable: Runnable, info: ScheduleInfo) {
-    let mut slot = Some(runnable);
     if info.woken_while_running {
-        let _ = WOKEN_WHILE_RUNNING.try_with(|stash| {
-            // The stash is empty (the loop takes it after every poll); should it not
-            // be, the previous task takes the ordinary path below.
-            slot = stash.replace(slot.take());
-        });
-        if slot.is_none() {
-            return;
+        let mut slot = Some(runnable);
+        // The stash is empty (the loop takes it after every poll); should it not be,
+        // the previous occupant takes the ordinary path. During thread teardown the
+        // stash is gone and the task itself does.
+        let _ = WOKEN_WHILE_RUNNING.try_with(|stash| slot = stash.replace(slot.take()));
+        if let Some(other) = slot {
+            schedule_elsewhere(other);
         }
+        return;
     }
+    schedule_elsewhere(runnable);
+}
+
+/// Any wake but the common one: on this thread through the executor's queues, from
+/// elsewhere (or while the executor is busy with its own state) through the inbox.
+#[inline(never)]
+fn schedule_elsewhere(runnable: Runnable) {
+    let mut slot = Some(runnable);
     let executor_id = slot.as_ref().map_or(0, |r| r.metadata().executor_id);
     let _ = LOCAL_CORES.try_with(|cores| {
         let Ok(cores) = cores.try_borrow() else {
