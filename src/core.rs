@@ -175,14 +175,18 @@ impl Core {
         self.polling.get()
     }
 
-    /// Whether the running task should yield now (see `yield_maybe`).
+    /// Whether the running task should yield now (see `yield_maybe`): a queue with an
+    /// earlier deadline became runnable (preemption), another thread handed the loop
+    /// work (a wake, a spawn, an abort, or a wake of the `run_until` future: the loop
+    /// looks at it only between polls, and EEVDF then decides who runs), or the slice
+    /// or the turn is over.
     pub(crate) fn should_yield(&self) -> bool {
         let preempt = self
             .ready
             .try_borrow()
             .map(|ready| ready.preempt_pending())
             .unwrap_or(false);
-        preempt || self.clock.now_ns() >= self.yield_deadline_ns.get()
+        preempt || self.remote.is_notified() || self.clock.now_ns() >= self.yield_deadline_ns.get()
     }
 
     /// Queues a task that became ready on this thread (spawn, or a local wake).

@@ -7,8 +7,10 @@ use std::task::{Context, Poll};
 use crate::context::with_current;
 
 /// Yields to the executor only when the running queue's slice is spent, a queue with an
-/// earlier deadline is waiting (preemption), or the host runtime is due a turn;
-/// otherwise completes at once. Outside a clockworker executor it completes at once.
+/// earlier deadline is waiting (preemption), another thread has handed the executor
+/// work (a wake, a spawn, or a wake of the `run_until` future, which the executor
+/// looks at only between polls), or the host runtime is due a turn; otherwise
+/// completes at once. Outside a clockworker executor it completes at once.
 ///
 /// Call it between segments of CPU-heavy work: it costs one clock read when there is
 /// no reason to yield.
