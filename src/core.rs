@@ -181,12 +181,14 @@ impl Core {
     /// looks at it only between polls, and EEVDF then decides who runs), or the slice
     /// or the turn is over.
     pub(crate) fn should_yield(&self) -> bool {
+        let now = self.clock.now_ns();
+        let in_poll = now.saturating_sub(self.now_ns.get());
         let preempt = self
             .ready
             .try_borrow()
-            .map(|ready| ready.preempt_pending())
+            .map(|ready| ready.preempt_pending(in_poll))
             .unwrap_or(false);
-        preempt || self.remote.is_notified() || self.clock.now_ns() >= self.yield_deadline_ns.get()
+        preempt || self.remote.is_notified() || now >= self.yield_deadline_ns.get()
     }
 
     /// Queues a task that became ready on this thread (spawn, or a local wake).

@@ -82,8 +82,11 @@ impl Ready {
         self.eevdf.weight(q)
     }
 
-    pub(crate) fn preempt_pending(&self) -> bool {
-        self.preempt
+    /// Whether the running slice should end at the next poll boundary: preemption by
+    /// a queue that became runnable, or a waiting queue that has repaid its debt
+    /// counting `in_poll_ns` of the poll in progress (see `Eevdf::cut_due`).
+    pub(crate) fn preempt_pending(&self, in_poll_ns: u64) -> bool {
+        self.preempt || self.eevdf.cut_due(in_poll_ns)
     }
 
     /// Takes a task that became ready at `now_ns`. Returns true when this asks the
@@ -111,7 +114,7 @@ impl Ready {
         }
         loop {
             if let Some(slice) = self.slice {
-                if !self.preempt && now_ns < slice.end_ns {
+                if !self.preempt && now_ns < slice.end_ns && !self.eevdf.cut_due(0) {
                     if let Some(chosen) =
                         self.pop_from(slice.queue, now_ns, turn_start_ns, slice.end_ns)
                     {

@@ -31,6 +31,13 @@
 //!   when `q` is eligible and its deadline is strictly earlier than the running
 //!   queue's, both computed as `pick` would now, so a preemption never ends in
 //!   picking the preempted queue again.
+//! * *Cut*: while a queue is active but not eligible (it came back in debt, or
+//!   `pick` passed it over for that reason), the running slice is cut at the
+//!   service after which that queue becomes eligible (`cut_due`), so the next
+//!   `pick` weighs it then instead of at the end of a long slice. Without the
+//!   cut, a bursty queue that went idle in debt and came back waited for the
+//!   whole slice of the queue running meanwhile (up to `sched_latency`) even
+//!   when its debt was a few µs.
 //! * `set_weight`: applied at once, or at `finish` for the running queue;
 //!   `V - v_q` is scaled by `w_old / w_new`, which keeps `q`'s lag in ns, every
 //!   other lag, and `V`.
@@ -200,6 +207,10 @@ pub(crate) struct Eevdf {
     running: Option<usize>,
     /// Service charged to the running queue and not yet folded into its `v`.
     pending_ns: u64,
+    /// Service to the running queue (counted like `pending_ns`) after which an
+    /// active queue that was not eligible becomes eligible: the slice should end
+    /// there so `pick` can weigh it (`u64::MAX`: no such queue).
+    cut_ns: u64,
     /// `max(sched_latency / active, min_slice, 1)`.
     slice_ns: u64,
     sched_latency_ns: u64,
@@ -237,6 +248,7 @@ impl Eevdf {
             key_sum: 0,
             running: None,
             pending_ns: 0,
+            cut_ns: u64::MAX,
             slice_ns: 1,
             sched_latency_ns,
             min_slice_ns,
@@ -286,6 +298,8 @@ impl Eevdf {
         };
         self.settle();
         if !self.eligible(q) {
+            // Back with a debt: the running slice ends once it is repaid.
+            self.arm_cut(q);
             return false;
         }
         if self.queues[q].urgent {
@@ -324,6 +338,15 @@ impl Eevdf {
         self.key_sum -= k * i128::from(self.load);
         self.base = self.queues[q].v;
         self.running = Some(q);
+        self.cut_ns = u64::MAX;
+        if self.active > 1 {
+            for i in 0..self.members.len() {
+                let j = self.members[i];
+                if j != q && self.queues[j].state == State::Active && !self.eligible(j) {
+                    self.arm_cut(j);
+                }
+            }
+        }
         let queue = &mut self.queues[q];
         queue.urgent = false;
         Some(Pick {
@@ -345,6 +368,7 @@ impl Eevdf {
     pub(crate) fn finish(&mut self, still_runnable: bool) {
         debug_assert!(self.running.is_some(), "finish outside a slice");
         self.settle();
+        self.cut_ns = u64::MAX;
         let Some(r) = self.running.take() else {
             return;
         };
@@ -369,6 +393,15 @@ impl Eevdf {
     /// Which queue is running a slice, if any.
     pub(crate) fn running(&self) -> Option<usize> {
         self.running
+    }
+
+    /// Whether the running slice should end at this poll boundary because a
+    /// waiting queue has repaid its debt and become eligible (so `pick` can
+    /// choose it if its deadline is earlier), counting `extra_ns` of service not
+    /// charged yet (the poll in progress).
+    #[inline]
+    pub(crate) fn cut_due(&self, extra_ns: u64) -> bool {
+        self.cut_ns != u64::MAX && self.pending_ns.saturating_add(extra_ns) >= self.cut_ns
     }
 
     /// Whether `q` has ready work (delayed members do not).
@@ -433,6 +466,24 @@ impl Eevdf {
         self.key(q) * i128::from(self.load) <= self.key_sum
     }
 
+    /// Ends the running slice (see `cut_due`) once the running queue has been
+    /// served what active queue `q`, not eligible now, needs to become eligible:
+    /// each ns served raises `Σ w_j (v_j - base)` by `SCALE` (up to the carried
+    /// remainder, hence the extra ns), and `q` is eligible once that sum reaches
+    /// `(v_q - base) W`.
+    fn arm_cut(&mut self, q: usize) {
+        if self.running.is_none() {
+            return;
+        }
+        let gap = self.key(q) * i128::from(self.load) - self.key_sum;
+        let need = if gap <= 0 {
+            0
+        } else {
+            u64::try_from(gap / i128::from(SCALE) + 1).unwrap_or(u64::MAX - 1)
+        };
+        self.cut_ns = self.cut_ns.min(self.pending_ns.saturating_add(need));
+    }
+
     /// `floor(V)`, or `base` when there are no members.
     fn avg_floor(&self) -> u128 {
         if self.load == 0 {
@@ -446,6 +497,9 @@ impl Eevdf {
     /// division remainder is carried in `rem`).
     fn settle(&mut self) {
         let ns = std::mem::take(&mut self.pending_ns);
+        if self.cut_ns != u64::MAX {
+            self.cut_ns = self.cut_ns.saturating_sub(ns);
+        }
         let (Some(r), true) = (self.running, ns > 0) else {
             return;
         };
@@ -581,6 +635,9 @@ mod tests;
 
 #[cfg(test)]
 mod latency_tests;
+
+#[cfg(test)]
+mod cut_tests;
 
 #[cfg(test)]
 mod proptests;

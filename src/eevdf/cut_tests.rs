@@ -1,0 +1,120 @@
+//! The cut: a queue that is runnable but not eligible is weighed again as soon as the
+//! running queue has been served what it takes to make it eligible, not at the end of
+//! the running slice.
+
+use super::*;
+
+const US: u64 = 1_000;
+const MS: u64 = 1_000_000;
+
+/// Queue 0 (weight 8) serves a 1 ms slice beside queue 1 (weight 1) and runs dry:
+/// it owes about 1 ms × (1 − 8/9) ≈ 111 µs and stays a delayed member. Queue 1 is
+/// picked (alone, a 2 ms slice). Queue 0 comes back 10 µs later: not eligible, so
+/// no preemption; it is eligible after 111 µs × 9/8 ≈ 125 µs of service to queue 1
+/// in all, and the cut must fall there, not at the end of queue 1's 2 ms.
+#[test]
+fn returning_debtor_is_weighed_once_repaid() {
+    let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
+    assert!(!e.enqueue(0));
+    assert!(!e.enqueue(1));
+    let p = e.pick().unwrap();
+    assert_eq!(p.queue, 0);
+    e.charge(p.slice_ns);
+    e.finish(false);
+    let debt = u64::try_from(-e.lag_ns(0)).expect("in debt");
+    let p = e.pick().unwrap();
+    assert_eq!(p.queue, 1);
+    e.charge(10 * US);
+    assert!(!e.enqueue(0), "a debtor does not preempt");
+    assert!(!e.cut_due(0));
+    // The poll in progress counts: after `need` more ns the cut is due.
+    let mut served = 10 * US;
+    while !e.cut_due(0) {
+        assert!(
+            served < p.slice_ns,
+            "no cut within queue 1's slice of {}",
+            p.slice_ns
+        );
+        e.charge(US);
+        served += US;
+    }
+    let expected = debt * 9 / 8;
+    eprintln!("debt {debt} ns, cut after {served} ns of service to queue 1 (expected {expected})");
+    assert!(
+        served.abs_diff(expected) <= 2 * US,
+        "cut at {served}, expected {expected}"
+    );
+    assert!(e.lag_ns(0) >= 0, "eligible at the cut");
+    e.finish(true);
+    assert_eq!(e.pick().unwrap().queue, 0, "the repaid queue runs next");
+}
+
+/// The in-poll service passed to `cut_due` brings the cut forward exactly as charges do.
+#[test]
+fn cut_counts_the_poll_in_progress() {
+    let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
+    e.enqueue(0);
+    e.enqueue(1);
+    let p = e.pick().unwrap();
+    e.charge(p.slice_ns);
+    e.finish(false);
+    e.pick().unwrap();
+    e.enqueue(0);
+    assert!(!e.cut_due(0));
+    assert!(
+        e.cut_due(MS),
+        "1 ms of a poll in progress repays a ~111 µs debt"
+    );
+    e.charge(MS);
+    assert!(e.cut_due(0));
+}
+
+/// Nothing waiting in debt: no cut, the slice runs its length.
+#[test]
+fn no_cut_without_a_waiting_debtor() {
+    let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
+    e.enqueue(1);
+    let p = e.pick().unwrap();
+    e.charge(p.slice_ns - 1);
+    assert!(!e.cut_due(0));
+    // An idle queue joining at V is eligible: it preempts (earlier deadline) or
+    // waits for the slice end, but never arms a cut.
+    assert!(e.enqueue(0), "weight 8 at V has the earlier deadline");
+    assert!(!e.cut_due(u64::MAX / 2));
+}
+
+/// Honouring every cut keeps shares exact with all queues always runnable, and keeps
+/// the state consistent: slices only end earlier, which the bounds allow.
+#[test]
+fn shares_hold_when_cuts_end_slices() {
+    let weights = [1u32, 2, 4, 8];
+    let mut e = Eevdf::new(&weights, 4 * MS, 100 * US);
+    for q in 0..weights.len() {
+        e.enqueue(q);
+    }
+    let mut service = [0u64; 4];
+    let (mut cuts, mut slices) = (0u64, 0u64);
+    for _ in 0..10_000 {
+        let p = e.pick().unwrap();
+        slices += 1;
+        let mut used = 0;
+        while used < p.slice_ns {
+            if e.cut_due(0) {
+                cuts += 1;
+                break;
+            }
+            e.charge(50 * US);
+            used += 50 * US;
+        }
+        service[p.queue] += used;
+        e.finish(true);
+    }
+    let total: u64 = service.iter().sum();
+    let worst = service
+        .iter()
+        .zip(weights)
+        .map(|(&s, w)| (s as f64 / total as f64 - f64::from(w) / 15.0).abs() * 100.0)
+        .fold(0.0, f64::max);
+    eprintln!("{cuts} cuts in {slices} slices; worst share error {worst:.4} pp");
+    assert!(worst < 0.1, "{worst} pp");
+}
