@@ -4,6 +4,10 @@
 //! `skipping: <reason>` and returns.
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::with_watchdog;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::thread;
@@ -21,27 +25,6 @@ fn spin(d: Duration) {
     let start = Instant::now();
     while start.elapsed() < d {
         std::hint::spin_loop();
-    }
-}
-
-/// Runs `body` on its own thread; fails instead of hanging when it exceeds `limit`.
-fn with_watchdog<T: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let worker = thread::spawn(move || {
-        let out = body();
-        let _ = done_tx.send(());
-        out
-    });
-    match done_rx.recv_timeout(limit) {
-        Ok(()) => worker.join().expect("test body panicked"),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(_) => unreachable!("body finished without reporting"),
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung for {limit:?}"),
     }
 }
 
@@ -242,28 +225,32 @@ mod monoio_host {
     /// feature, which makes the `block_on` future's waker thread-safe).
     #[test]
     fn monoio_cross_thread_wakes() {
-        let got = with_watchdog(Duration::from_secs(20), || {
-            let mut rt = runtime()?;
-            let executor = ExecutorBuilder::new().with_queue(Q::Fg, 1).build().unwrap();
-            let q = executor.queue(Q::Fg).unwrap();
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
-            let sender = thread::spawn(move || {
-                for i in 0..3_000 {
-                    tx.blocking_send(i).unwrap();
-                }
-            });
-            let got = rt
-                .block_on(executor.run_until(q.spawn(async move {
-                    let mut got = Vec::new();
-                    while let Some(v) = rx.recv().await {
-                        got.push(v);
+        let got = with_watchdog(
+            Duration::from_secs(20),
+            "the host or the run loop stalled",
+            || {
+                let mut rt = runtime()?;
+                let executor = ExecutorBuilder::new().with_queue(Q::Fg, 1).build().unwrap();
+                let q = executor.queue(Q::Fg).unwrap();
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
+                let sender = thread::spawn(move || {
+                    for i in 0..3_000 {
+                        tx.blocking_send(i).unwrap();
                     }
-                    got
-                })))
-                .unwrap();
-            sender.join().unwrap();
-            Some(got)
-        });
+                });
+                let got = rt
+                    .block_on(executor.run_until(q.spawn(async move {
+                        let mut got = Vec::new();
+                        while let Some(v) = rx.recv().await {
+                            got.push(v);
+                        }
+                        got
+                    })))
+                    .unwrap();
+                sender.join().unwrap();
+                Some(got)
+            },
+        );
         if let Some(got) = got {
             assert_eq!(got, (0..3_000).collect::<Vec<_>>());
         }
@@ -434,30 +421,34 @@ mod glommio_host {
     /// Wakes from another OS thread reach glommio's (possibly sleeping) thread.
     #[test]
     fn glommio_cross_thread_wakes() {
-        let got = with_watchdog(Duration::from_secs(20), || {
-            run_glommio(|| async {
-                let executor = ExecutorBuilder::new().with_queue(Q::Fg, 1).build().unwrap();
-                let q = executor.queue(Q::Fg).unwrap();
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
-                let sender = thread::spawn(move || {
-                    for i in 0..3_000 {
-                        tx.blocking_send(i).unwrap();
-                    }
-                });
-                let got = executor
-                    .run_until(q.spawn(async move {
-                        let mut got = Vec::new();
-                        while let Some(v) = rx.recv().await {
-                            got.push(v);
+        let got = with_watchdog(
+            Duration::from_secs(20),
+            "the host or the run loop stalled",
+            || {
+                run_glommio(|| async {
+                    let executor = ExecutorBuilder::new().with_queue(Q::Fg, 1).build().unwrap();
+                    let q = executor.queue(Q::Fg).unwrap();
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
+                    let sender = thread::spawn(move || {
+                        for i in 0..3_000 {
+                            tx.blocking_send(i).unwrap();
                         }
-                        got
-                    }))
-                    .await
-                    .unwrap();
-                sender.join().unwrap();
-                got
-            })
-        });
+                    });
+                    let got = executor
+                        .run_until(q.spawn(async move {
+                            let mut got = Vec::new();
+                            while let Some(v) = rx.recv().await {
+                                got.push(v);
+                            }
+                            got
+                        }))
+                        .await
+                        .unwrap();
+                    sender.join().unwrap();
+                    got
+                })
+            },
+        );
         if let Some(got) = got {
             assert_eq!(got, (0..3_000).collect::<Vec<_>>());
         }

@@ -185,3 +185,28 @@ impl<F: FnMut()> Drop for OnDrop<F> {
         (self.0)();
     }
 }
+
+/// Runs `body` on its own thread and fails (naming `what`) if it takes longer than
+/// `limit`, instead of hanging the test run. A panic in `body` is re-raised here.
+pub fn with_watchdog<T: Send + 'static>(
+    limit: Duration,
+    what: &'static str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let out = body();
+        let _ = done_tx.send(());
+        out
+    });
+    match done_rx.recv_timeout(limit) {
+        Ok(()) => worker.join().expect("test body panicked"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Ok(_) => unreachable!("body finished without reporting"),
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("hung for {limit:?}: {what}")
+        }
+    }
+}
