@@ -35,7 +35,7 @@
 //!
 //! `CW_BENCH_QUICK=1` for a quick run; `PRIO_SECONDS`/`PRIO_ROUNDS` override the run
 //! length and the number of rounds; `PRIO_DRIVER_YIELD_US`/`PRIO_SCHED_LATENCY_US` set
-//! the clockworker executors' `driver_yield`/`sched_latency` (default 500 µs / 2 ms),
+//! the clockworker executors' `driver_yield`/`sched_latency` (default 250 µs / 2 ms),
 //! to test where foreground requests wait. An argument runs only the configurations
 //! whose name contains it.
 
