@@ -7,25 +7,6 @@
 //! executor's shutdown and drop. The run future is `!Send` and is made on the shard
 //! thread, so a host only ever blocks on it there. When `block_on` returns, the shard
 //! drops the runtime and its thread ends.
-//!
-//! Writing a host for another runtime takes two methods; for example, one that drives
-//! smol's reactor on the shard thread itself:
-//!
-//! ```
-//! use clockworker::pool::ShardHost;
-//!
-//! struct AsyncIoHost;
-//!
-//! impl ShardHost for AsyncIoHost {
-//!     type Runtime = ();
-//!     fn build(&self, _shard: usize) -> std::io::Result<()> {
-//!         Ok(())
-//!     }
-//!     fn block_on<F: std::future::Future>(&self, _: &mut (), future: F) -> F::Output {
-//!         async_io::block_on(future)
-//!     }
-//! }
-//! ```
 
 use std::future::Future;
 use std::io;
@@ -36,6 +17,37 @@ use std::io;
 /// One value of the host is shared by all shard threads (hence `Send + Sync`); each
 /// thread builds its own [`Runtime`](Self::Runtime), which never leaves the thread and
 /// so need not be `Send`.
+///
+/// Writing a host for another runtime takes two methods; for example, one that drives
+/// smol's reactor on the shard thread itself:
+///
+/// ```
+/// use clockworker::pool::{PoolBuilder, ShardHost};
+/// use clockworker::ExecutorBuilder;
+///
+/// struct AsyncIoHost;
+///
+/// impl ShardHost for AsyncIoHost {
+///     type Runtime = ();
+///     fn build(&self, _shard: usize) -> std::io::Result<()> {
+///         Ok(())
+///     }
+///     fn block_on<F: std::future::Future>(&self, _: &mut (), future: F) -> F::Output {
+///         async_io::block_on(future)
+///     }
+/// }
+///
+/// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue("io", 1))
+///     .host(AsyncIoHost)
+///     .shards(1)
+///     .build()
+///     .unwrap();
+/// let slept = pool.spawn("io", async {
+///     async_io::Timer::after(std::time::Duration::from_millis(1)).await;
+/// });
+/// futures_lite::future::block_on(slept.unwrap()).unwrap();
+/// pool.shutdown().unwrap();
+/// ```
 pub trait ShardHost: Send + Sync + 'static {
     /// The per-shard runtime (a tokio runtime, an executor, or `()` when blocking on
     /// the future needs no state).
@@ -85,7 +97,7 @@ impl ShardHost for TokioHost {
 /// smol's I/O and timers (`async-io`) work in tasks on this host: with no thread inside
 /// `async_io::block_on`, async-io drives its reactor from a thread of its own and wakes
 /// the shard from there. To drive that reactor on the shard threads instead, write a
-/// host around `async_io::block_on` (see the [module docs](self)). tokio's sockets
+/// host around `async_io::block_on` (see [`ShardHost`]). tokio's sockets
 /// and timers do not work here (there is no tokio runtime); tokio's channels do.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SmolHost;
