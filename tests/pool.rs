@@ -235,7 +235,7 @@ fn shutdown_from_a_task_on_a_shard_does_not_deadlock() {
         Ok(true) | Err(JoinError::Cancelled)
     ));
     assert!(pool.is_shut_down());
-    // The call from shard 0 joined shard 1; shard 0 ends by itself.
+    // The call from shard 0 told both shards to stop (it cannot wait for itself).
     assert_eq!(
         pool.spawn_on(1, Q::Fg, async {}).unwrap_err(),
         PoolSpawnError::ShutDown
@@ -456,4 +456,102 @@ fn shards_serve_tokio_io_and_timers() {
     assert_eq!(&block_on(client).unwrap(), b"hello");
     block_on(server).unwrap();
     pool.shutdown().unwrap();
+}
+
+/// Records its drop, on the dropping thread, after `delay`: slow enough that a shutdown
+/// call returning early would see it missing.
+struct SlowDropProbe {
+    delay: Duration,
+    drops: Arc<Mutex<Vec<ThreadId>>>,
+}
+
+impl Drop for SlowDropProbe {
+    fn drop(&mut self) {
+        thread::sleep(self.delay);
+        self.drops.lock().unwrap().push(thread::current().id());
+    }
+}
+
+/// Spawns, on each of `shards` of `pool`, a pending task holding a `SlowDropProbe`,
+/// and waits until all of them run; returns where their drops are recorded.
+fn park_slow_probes(
+    pool: &Pool<Q>,
+    shards: impl IntoIterator<Item = usize>,
+    delay: Duration,
+) -> Arc<Mutex<Vec<ThreadId>>> {
+    let drops = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut parked = 0;
+    for shard in shards {
+        let probe = SlowDropProbe {
+            delay,
+            drops: drops.clone(),
+        };
+        let tx = tx.clone();
+        pool.spawn_on(shard, Q::Bg, async move {
+            let _probe = probe;
+            tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+        })
+        .unwrap();
+        parked += 1;
+    }
+    for _ in 0..parked {
+        rx.recv().unwrap();
+    }
+    drops
+}
+
+#[test]
+fn concurrent_shutdowns_all_wait_for_every_shard() {
+    let pool = Arc::new(pool(2));
+    let drops = park_slow_probes(&pool, 0..2, Duration::from_millis(50));
+    let barrier = Arc::new(std::sync::Barrier::new(3));
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = pool.clone();
+            let drops = drops.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                pool.shutdown().unwrap();
+                // Whichever call joined, each one returns only after both shards ended,
+                // i.e. after both slow drops ran.
+                drops.lock().unwrap().len()
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.join().unwrap(), 2);
+    }
+    // And a call after the others still returns at once, with the same answer.
+    pool.shutdown().unwrap();
+}
+
+#[test]
+fn concurrent_shutdowns_all_report_a_panicked_shard() {
+    let pool = Arc::new(pool(2));
+    let handle = pool
+        .spawn_on(0, Q::Fg, async { panic!("shard 0 fell over") })
+        .unwrap();
+    assert!(block_on(handle).is_err());
+    let drops = park_slow_probes(&pool, [1], Duration::from_millis(30));
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = pool.clone();
+            let barrier = barrier.clone();
+            let drops = drops.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                let error = pool.shutdown().unwrap_err();
+                assert_eq!(drops.lock().unwrap().len(), 1);
+                assert_eq!(error.shards().collect::<Vec<_>>(), vec![0]);
+                assert!(error.to_string().contains("shard 0 fell over"), "{error}");
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.join().unwrap();
+    }
 }

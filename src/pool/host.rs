@@ -1,0 +1,115 @@
+//! The host runtime of a shard thread: [`ShardHost`], with [`TokioHost`] (the default)
+//! and [`SmolHost`].
+//!
+//! A shard thread asks its host for a runtime ([`ShardHost::build`]), builds its
+//! executor, and then hands the host the shard's *run future* ([`ShardHost::block_on`]):
+//! the executor's run loop, which ends once the pool shuts down, followed by the
+//! executor's shutdown and drop. The run future is `!Send` and is made on the shard
+//! thread, so a host only ever blocks on it there. When `block_on` returns, the shard
+//! drops the runtime and its thread ends.
+
+use std::future::Future;
+use std::io;
+
+/// What a pool shard runs its executor on: builds one runtime per shard thread and
+/// blocks that thread on the shard's run future.
+///
+/// One value of the host is shared by all shard threads (hence `Send + Sync`); each
+/// thread builds its own [`Runtime`](Self::Runtime), which never leaves the thread and
+/// so need not be `Send`.
+///
+/// Writing a host for another runtime takes two methods; for example, one that drives
+/// smol's reactor on the shard thread itself:
+///
+/// ```
+/// use clockworker::pool::{PoolBuilder, ShardHost};
+/// use clockworker::ExecutorBuilder;
+///
+/// struct AsyncIoHost;
+///
+/// impl ShardHost for AsyncIoHost {
+///     type Runtime = ();
+///     fn build(&self, _shard: usize) -> std::io::Result<()> {
+///         Ok(())
+///     }
+///     fn block_on<F: std::future::Future>(&self, _: &mut (), future: F) -> F::Output {
+///         async_io::block_on(future)
+///     }
+/// }
+///
+/// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue("io", 1))
+///     .host(AsyncIoHost)
+///     .shards(1)
+///     .build()
+///     .unwrap();
+/// let slept = pool.spawn("io", async {
+///     async_io::Timer::after(std::time::Duration::from_millis(1)).await;
+/// });
+/// futures_lite::future::block_on(slept.unwrap()).unwrap();
+/// pool.shutdown().unwrap();
+/// ```
+pub trait ShardHost: Send + Sync + 'static {
+    /// The per-shard runtime (a tokio runtime, an executor, or `()` when blocking on
+    /// the future needs no state).
+    type Runtime;
+
+    /// Builds shard `shard`'s runtime, on the shard's thread, before its executor is
+    /// built. An error stops the pool's start: [`PoolBuilder::build`] returns
+    /// [`PoolError::Runtime`] for this shard.
+    ///
+    /// [`PoolBuilder::build`]: super::PoolBuilder::build
+    /// [`PoolError::Runtime`]: super::PoolError::Runtime
+    fn build(&self, shard: usize) -> io::Result<Self::Runtime>;
+
+    /// Runs `future` to completion on the calling (shard) thread, inside `runtime`, and
+    /// returns its output. The future is `!Send` in general and is called once per
+    /// shard. Whatever I/O or timers the host offers to tasks must be usable while it
+    /// runs; a panic out of `future` should propagate (it ends the shard's thread and
+    /// is reported by [`Pool::shutdown`](super::Pool::shutdown)).
+    fn block_on<F: Future>(&self, runtime: &mut Self::Runtime, future: F) -> F::Output;
+}
+
+/// The default host: a tokio `current_thread` runtime per shard, with every driver the
+/// tokio build has (`enable_all`), so tasks on the shard use tokio's sockets and timers.
+/// Inside it the run loop returns to tokio through its deferred-wake list, as any
+/// clockworker executor does inside tokio.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioHost;
+
+impl ShardHost for TokioHost {
+    type Runtime = tokio::runtime::Runtime;
+
+    fn build(&self, _shard: usize) -> io::Result<Self::Runtime> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+
+    fn block_on<F: Future>(&self, runtime: &mut Self::Runtime, future: F) -> F::Output {
+        runtime.block_on(future)
+    }
+}
+
+/// A host without a runtime of its own: the shard thread blocks on its run future with
+/// futures-lite's `block_on` (the thread parks while nothing is ready, and wakes from
+/// any thread), as smol's building blocks do.
+///
+/// smol's I/O and timers (`async-io`) work in tasks on this host: with no thread inside
+/// `async_io::block_on`, async-io drives its reactor from a thread of its own and wakes
+/// the shard from there. To drive that reactor on the shard threads instead, write a
+/// host around `async_io::block_on` (see [`ShardHost`]). tokio's sockets
+/// and timers do not work here (there is no tokio runtime); tokio's channels do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmolHost;
+
+impl ShardHost for SmolHost {
+    type Runtime = ();
+
+    fn build(&self, _shard: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn block_on<F: Future>(&self, _runtime: &mut (), future: F) -> F::Output {
+        futures_lite::future::block_on(future)
+    }
+}
