@@ -76,6 +76,17 @@ impl<T> JoinHandle<T> {
         meta.remote.request_abort(meta.registry_key);
     }
 
+    /// Why a task that async-task reports closed without an output ended: cancelled,
+    /// or cancelled and its future panicked while being dropped (see `TaskMeta::drop_panic`).
+    #[cold]
+    #[inline(never)]
+    fn closed_error(&self) -> JoinError {
+        match self.meta().and_then(|meta| meta.drop_panic.take()) {
+            Some(payload) => JoinError::Panic(payload),
+            None => JoinError::Cancelled,
+        }
+    }
+
     /// True once the task completed, panicked or was cancelled (its future is gone).
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|task| task.is_finished())
@@ -94,7 +105,8 @@ impl<T> Future for JoinHandle<T> {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(Ok(output))) => Ok(output),
             Poll::Ready(Some(Err(payload))) => Err(JoinError::Panic(payload)),
-            Poll::Ready(None) => Err(JoinError::Cancelled),
+            // Closed without an output: cancelled, unless dropping the future panicked.
+            Poll::Ready(None) => Err(this.closed_error()),
         };
         this.task = None;
         Poll::Ready(result)
@@ -103,6 +115,10 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
+        if let Some(meta) = self.meta() {
+            // No one will take a payload the future's `Drop` may leave (see `PanicSlot`).
+            meta.drop_panic.detach();
+        }
         if let Some(task) = self.task.take() {
             task.detach();
         }

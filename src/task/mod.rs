@@ -13,6 +13,7 @@
 mod future;
 pub(crate) mod group;
 mod join;
+pub(crate) mod panic_slot;
 pub(crate) mod schedule;
 
 use std::rc::Rc;
@@ -26,6 +27,7 @@ use crate::remote::Remote;
 use future::TaskFuture;
 use group::GroupAccount;
 pub use join::JoinHandle;
+use panic_slot::PanicSlot;
 
 /// The executor's handle on a ready task.
 pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
@@ -56,6 +58,8 @@ pub(crate) struct TaskMeta {
     pub(crate) timed: bool,
     /// CPU time polled so far (ns), kept for queues whose scheduler asks for timing.
     pub(crate) service_ns: AtomicU64,
+    /// The panic of the future's `Drop` when the task was cancelled, for the handle.
+    pub(crate) drop_panic: PanicSlot,
 }
 
 impl TaskMeta {
@@ -117,6 +121,7 @@ where
         ready_at_ns: AtomicU64::new(core.now_ns()),
         timed: core.timed[queue],
         service_ns: AtomicU64::new(0),
+        drop_panic: PanicSlot::new(),
     };
     let task_core = core.clone();
     let schedule = WithInfo(schedule::schedule);
