@@ -56,7 +56,7 @@ pin_project! {
             // SAFETY: `finished` was false, so the future was never dropped, and it is
             // set now, so nothing touches the future again.
             let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(this.future) }));
-            let counters = &this.core.counters[this.meta.queue];
+            let counters = &this.core.counters[this.meta.queue()];
             match dropped {
                 Ok(()) => counters.cancelled.set(counters.cancelled.get() + 1),
                 Err(payload) => {
@@ -122,7 +122,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         if meta.timed {
             meta.charge(ran);
         }
-        let counters = &core.counters[meta.queue];
+        let counters = &core.counters[meta.queue()];
         match outcome {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
