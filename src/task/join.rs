@@ -17,8 +17,9 @@ type Inner<T> = async_task::FallibleTask<TaskOutput<T>, TaskMeta>;
 ///
 /// Awaiting it gives `Ok(output)`, `Err(JoinError::Cancelled)` when the task was aborted
 /// or the executor shut down first, or `Err(JoinError::Panic(..))` when the task panicked
-/// and the executor catches task panics. Dropping the handle detaches the task: it keeps
-/// running and its output is dropped.
+/// and the executor catches task panics, or when the task's future panicked while it was
+/// dropped for a cancellation (see [`JoinError`]). Dropping the handle detaches the task:
+/// it keeps running and its output (or such a panic's payload) is dropped.
 pub struct JoinHandle<T> {
     /// `None` once the result was taken, or when the spawn was refused.
     task: Option<Inner<T>>,
@@ -66,6 +67,11 @@ impl<T> JoinHandle<T> {
     /// resolve to [`JoinError::Cancelled`] and [`is_finished`](Self::is_finished) turn
     /// true. Callable from any thread. No effect on a task that already finished: its
     /// result stays available.
+    ///
+    /// Should the future's `Drop` panic, the handle resolves [`JoinError::Panic`] with
+    /// that payload instead, the task counts as panicked in the queue's stats, and the
+    /// run loop carries on: the panic is not re-raised out of `run`/`run_until`, even
+    /// with the default `with_panic_on_task_panic(true)`.
     pub fn abort(&self) {
         let (Some(task), Some(meta)) = (self.task.as_ref(), self.meta()) else {
             return;
@@ -96,6 +102,7 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let Some(task) = this.task.as_mut() else {
