@@ -501,3 +501,34 @@ fn drop_panics_during_cancellation_reach_the_handle() {
         assert_eq!(payload_id(block_on(never)), 5);
     }
 }
+
+/// Task results are `TaskOutput`s (a `ManuallyDrop` result): taken out by an awaiting
+/// handle without a drop, or dropped under `catch_unwind` when nobody takes them — by
+/// the executor for a task detached before it completed, by `drop(handle)` for a
+/// finished one — where a panic in the output's `Drop` must not abort the process.
+#[test]
+fn outputs_nobody_takes_are_dropped_quietly() {
+    struct Loud(#[allow(dead_code)] DropGuard);
+    impl Drop for Loud {
+        fn drop(&mut self) {
+            panic!("output's Drop panics on purpose");
+        }
+    }
+    let executor = executor(true);
+    let q = executor.queue(0).unwrap();
+    let drops = Drops::default();
+    let detached = drops.guard();
+    drop(q.spawn(async move { Loud(detached) }));
+    let finished = drops.guard();
+    let finished = q.spawn(async move { Loud(finished) });
+    let awaited = drops.guard();
+    let awaited = q.spawn(async move { (awaited, 7) });
+    let (_guard, seven) = block_on(executor.run_until(awaited)).unwrap();
+    assert_eq!(seven, 7);
+    block_on(executor.run_until(yield_now()));
+    assert!(finished.is_finished());
+    assert_eq!(drops.count(), 1, "the detached task's output");
+    drop(finished);
+    assert_eq!(drops.count(), 2, "the unawaited handle's output");
+    assert_eq!(executor.stats().live_tasks, 0);
+}

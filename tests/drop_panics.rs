@@ -348,8 +348,16 @@ fn a_payload_whose_own_drop_panics_is_no_abort_either() {
         let polled = polled.clone();
         async move { polled.set(true) }
     });
+    let kept = q.spawn(async {
+        let _bomb = LoudBomb;
+        std::future::pending::<()>().await;
+    });
     executor.shutdown();
     assert!(!polled.get());
     assert!(matches!(resolved(after), Err(JoinError::Cancelled)));
     assert_eq!(executor.stats().live_tasks, 0);
+    // Kept for a handle that is then dropped unread: dropped there, quietly too.
+    assert!(kept.is_finished());
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(kept)));
+    assert!(dropped.is_ok());
 }

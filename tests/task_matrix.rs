@@ -26,19 +26,16 @@
 //! `Drop` panics while the future completes is dropped inside the poll: that is an
 //! ordinary task panic.
 //!
-//! One case still aborts the process: an output whose `Drop` panics, when the handle
-//! was dropped before the task completed (async-task drops that output itself, under
-//! its guard). It runs in a child process (this binary, re-run on one case), which
-//! must die with SIGABRT, so that a change in this behaviour shows up here.
+//! An output whose `Drop` panics gets the same treatment when nobody takes it (its
+//! handle was dropped before or after the task finished): the panic is caught and
+//! discarded, as tokio does, instead of aborting the process.
 
 mod common;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::os::unix::process::ExitStatusExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
-use std::process::Command;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -49,9 +46,6 @@ use clockworker::{yield_now, Executor, ExecutorBuilder, JoinError, JoinHandle, Q
 /// How many times the driven future yields to let the executor settle: each yield lets
 /// the loop poll at least one ready task, and no case has more than three polls to do.
 const SETTLE_YIELDS: usize = 16;
-
-/// The environment variable that makes `child_runs_one_case` run a case.
-const CHILD_CASE: &str = "CLOCKWORKER_MATRIX_CASE";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Behaviour {
@@ -606,26 +600,6 @@ fn panics_in_drop_of_an_unpolled_future_reach_the_handle() {
     check_in_process(unpolled);
 }
 
-/// Child side: runs the case named by `CLOCKWORKER_MATRIX_CASE` (a no-op otherwise).
-#[test]
-fn child_runs_one_case() {
-    let Ok(which) = std::env::var(CHILD_CASE) else {
-        return;
-    };
-    run_child_case(&which);
-}
-
-/// Runs this test binary on one case; returns whether it died of SIGABRT.
-fn child_aborts(name: &str) -> bool {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_runs_one_case", "--test-threads=1"])
-        .env(CHILD_CASE, name)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run child");
-    output.status.signal() == Some(libc::SIGABRT)
-}
-
 /// A future whose own `Drop` panics (not a value it holds), dropped after it
 /// completed: the wrapper drops it inside that last poll, so it is a task panic.
 struct PanicsOnDropFuture;
@@ -683,38 +657,64 @@ fn future_panicking_in_drop_after_completing_is_a_task_panic() {
     assert_eq!(executor.stats().live_tasks, 0);
 }
 
-fn run_child_case(which: &str) {
-    let executor = build(PanicMode::Caught);
-    let q = executor.queue(0).unwrap();
-    match which {
-        "output-detached-before-completion" => {
-            drop(q.spawn(async { PanicsOnDropOutput }));
-            futures_lite::future::block_on(executor.run_until(settle()));
-        }
-        other => panic!("unknown child case {other}"),
+/// Counts its drops, then panics: an output nobody may take.
+struct CountedPanicsOnDropOutput(#[allow(dead_code)] Guard);
+
+impl Drop for CountedPanicsOnDropOutput {
+    fn drop(&mut self) {
+        panic!("output's Drop panics");
     }
 }
 
-/// The one panic in a `Drop` that still aborts: an output's, when its handle was
-/// dropped before the task completed (async-task drops that output itself).
+/// An output whose `Drop` panics, of a task whose handle was dropped before it
+/// completed: async-task drops that output itself, under its abort-on-panic guard, so
+/// the output's own wrapper catches the panic and discards it (formerly SIGABRT).
 #[test]
-fn output_panicking_in_drop_after_detach_aborts_the_process() {
-    let which = "output-detached-before-completion";
-    assert!(child_aborts(which), "{which}: expected SIGABRT");
+fn output_panicking_in_drop_after_detach_is_discarded() {
+    quiet_panics();
+    for mode in MODES {
+        let executor = build(mode);
+        let q = executor.queue(0).unwrap();
+        let drops = Count::default();
+        let guard = drops.guard();
+        drop(q.spawn(async move { CountedPanicsOnDropOutput(guard) }));
+        let escaped = drive(executor.run_until(settle()));
+        assert!(!escaped, "{mode:?}: not a task panic");
+        assert_eq!(drops.get(), 1, "{mode:?}: the output is dropped once");
+        let stats = executor.queue_stats(0).unwrap();
+        assert_eq!((stats.completed, stats.panicked), (1, 0), "{mode:?}");
+        let after = q.spawn(async { 5 });
+        assert_eq!(
+            futures_lite::future::block_on(executor.run_until(after)).unwrap(),
+            5
+        );
+        assert_eq!(executor.stats().live_tasks, 0);
+    }
 }
 
-/// An output whose `Drop` panics, dropped with a handle of a finished task: the panic
-/// leaves `drop(handle)` in the caller, and the executor is not affected.
+/// An output whose `Drop` panics, dropped with the handle of a finished task that was
+/// not awaited: discarded too (async-task drops it inside `drop(handle)`), as tokio's
+/// `JoinHandle` does; the executor is not affected.
 #[test]
-fn output_panicking_in_drop_with_the_handle_reaches_the_caller() {
+fn output_panicking_in_drop_with_an_unawaited_handle_is_discarded() {
     quiet_panics();
     let executor = build(PanicMode::Caught);
     let q = executor.queue(0).unwrap();
-    let handle = q.spawn(async { PanicsOnDropOutput });
+    let drops = Count::default();
+    let guard = drops.guard();
+    let handle = q.spawn(async move { CountedPanicsOnDropOutput(guard) });
     futures_lite::future::block_on(executor.run_until(settle()));
     assert!(handle.is_finished());
     let dropped = catch_unwind(AssertUnwindSafe(|| drop(handle)));
-    assert!(dropped.is_err(), "the output's panic reaches drop(handle)");
+    assert!(
+        dropped.is_ok(),
+        "the output's panic stays inside drop(handle)"
+    );
+    assert_eq!(drops.get(), 1);
+    // Awaited, the output is the caller's, and so is its `Drop`.
+    let handle = q.spawn(async { PanicsOnDropOutput });
+    let output = futures_lite::future::block_on(executor.run_until(handle)).unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(output))).is_err());
     let after = q.spawn(async { 5 });
     assert_eq!(
         futures_lite::future::block_on(executor.run_until(after)).unwrap(),

@@ -10,8 +10,10 @@
 //! - when the task is cancelled (aborted, or its executor shut down or dropped), from
 //!   the wrapper's own `Drop`: a panic there is caught, counted as a task panic, and
 //!   left for the task's handle (`TaskMeta::drop_panic`), never re-raised.
+//!
+//! The task's result gets the same care (`TaskOutput`): async-task drops the result of
+//! a task whose handle is gone under the same guard, so its `Drop` catches panics.
 
-use std::any::Any;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -21,12 +23,50 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::panic_slot::drop_quietly;
+use super::panic_slot::{drop_quietly, Payload};
 use super::TaskMeta;
 use crate::core::Core;
 
-/// A task's output as stored in its cell: the future's output or its panic payload.
-pub(crate) type TaskOutput<T> = Result<T, Box<dyn Any + Send + 'static>>;
+/// A task's result as stored in its cell: the future's output, or its panic payload
+/// when the executor catches task panics.
+///
+/// Nobody takes the result of a task whose handle was dropped: async-task drops it,
+/// under its abort-on-panic guard (when the task completes, or in `drop(handle)` for a
+/// finished task). So dropping a `TaskOutput` drops the result under `catch_unwind`
+/// and discards a panic, as tokio does with an output no `JoinHandle` wants. A handle
+/// that awaits the task takes the result out with `into_result`, which drops nothing,
+/// so the common path pays nothing for this.
+pub(crate) struct TaskOutput<T>(ManuallyDrop<Result<T, Payload>>);
+
+impl<T> TaskOutput<T> {
+    #[inline(always)]
+    fn new(result: Result<T, Payload>) -> Self {
+        TaskOutput(ManuallyDrop::new(result))
+    }
+
+    /// Takes the result out, leaving nothing to drop.
+    #[inline(always)]
+    pub(crate) fn into_result(self) -> Result<T, Payload> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the result is taken out exactly once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+}
+
+impl<T> Drop for TaskOutput<T> {
+    /// Out of line: the drop glue of async-task's `Option`s of results (e.g. when a handle
+    /// is detached) stays small; the awaited case never gets here.
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: `drop` runs once and nothing uses the result afterwards.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut self.0)
+        }));
+        if let Err(payload) = dropped {
+            drop_quietly(payload);
+        }
+    }
+}
 
 pin_project! {
     /// Wraps a user future. Lives inside the task's allocation next to its metadata
@@ -128,7 +168,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
             Ok(Poll::Ready(output)) => {
                 core.finished_in_poll.set(true);
                 counters.completed.set(counters.completed.get() + 1);
-                Poll::Ready(Ok(output))
+                Poll::Ready(TaskOutput::new(Ok(output)))
             }
             Err(payload) => {
                 if !*finished {
@@ -152,7 +192,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
                     // on the way out, so its handle resolves `Cancelled`.
                     resume_unwind(payload)
                 }
-                Poll::Ready(Err(payload))
+                Poll::Ready(TaskOutput::new(Err(payload)))
             }
         }
     }

@@ -20,6 +20,10 @@ type Inner<T> = async_task::FallibleTask<TaskOutput<T>, TaskMeta>;
 /// and the executor catches task panics, or when the task's future panicked while it was
 /// dropped for a cancellation (see [`JoinError`]). Dropping the handle detaches the task:
 /// it keeps running and its output (or such a panic's payload) is dropped.
+///
+/// An output nobody takes (the handle was dropped before or after the task finished)
+/// is dropped by the executor or by `drop(handle)`; a panic in its `Drop` is then
+/// caught and discarded, as tokio does, rather than aborting the process.
 pub struct JoinHandle<T> {
     /// `None` once the result was taken, or when the spawn was refused.
     task: Option<Inner<T>>,
@@ -110,8 +114,7 @@ impl<T> Future for JoinHandle<T> {
         };
         let result = match Pin::new(task).poll(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Ok(output))) => Ok(output),
-            Poll::Ready(Some(Err(payload))) => Err(JoinError::Panic(payload)),
+            Poll::Ready(Some(output)) => output.into_result().map_err(JoinError::Panic),
             // Closed without an output: cancelled, unless dropping the future panicked.
             Poll::Ready(None) => Err(this.closed_error()),
         };

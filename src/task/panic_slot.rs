@@ -81,10 +81,12 @@ impl PanicSlot {
     }
 
     /// The handle is dropped without having taken a result: drops a payload left
-    /// already (a panic of its `Drop` reaches the caller, as one of an output's `Drop`
-    /// does), and marks the slot so that a later `put` drops its payload itself.
+    /// already (quietly, as an output nobody takes is dropped), and marks the slot so
+    /// that a later `put` drops its payload itself.
     pub(crate) fn detach(&self) {
-        drop(self.take());
+        if let Some(payload) = self.take() {
+            drop_quietly(payload);
+        }
     }
 }
 
