@@ -361,3 +361,32 @@ fn a_payload_whose_own_drop_panics_is_no_abort_either() {
     let dropped = catch_unwind(AssertUnwindSafe(move || drop(kept)));
     assert!(dropped.is_ok());
 }
+
+/// The executor dropped while a propagated task panic unwinds through its owner: the
+/// cancellation, and the drop panic it catches, happen during unwinding. The original
+/// panic still arrives, and the drop panic still reaches the handle.
+#[test]
+fn executor_dropped_while_a_task_panic_unwinds() {
+    quiet_bombs();
+    let payloads = PayloadDrops::default();
+    let (bomb_handle_tx, bomb_handle_rx) = std::sync::mpsc::channel();
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        let executor = executor(true);
+        let q = executor.queue(0).unwrap();
+        bomb_handle_tx
+            .send(spawn_bomb(&q, payloads.bomb(3)))
+            .unwrap();
+        let failing = q.spawn(async { panic!("task panics on purpose") });
+        drop(q);
+        // Unwinds out of here, dropping the last `Rc<Executor>` on the way.
+        block_on(executor.run_until(failing)).ok();
+    }));
+    let payload = unwound.expect_err("the task panic propagates");
+    assert_eq!(
+        panic_text(&*payload).as_deref(),
+        Some("task panics on purpose")
+    );
+    let handle = bomb_handle_rx.recv().unwrap();
+    assert_eq!(panic_id(resolved(handle)), 3);
+    assert_eq!(payloads.count(), 1);
+}
