@@ -12,7 +12,10 @@
 //! - `shutdown` from outside and from inside a task, with tasks spawning from their
 //!   `Drop` during the cancellation;
 //! - an executor dropped without ever running, with spawned tasks;
-//! - remote spawns from another thread.
+//! - remote spawns from another thread;
+//! - futures whose `Drop` panics while their task is cancelled (payload kept for the
+//!   handle, taken, or dropped with a detached or dropped handle), and outputs whose
+//!   `Drop` panics with nobody to take them.
 //!
 //! Also a plain run: `cargo run --example leak_check` prints what it did.
 
@@ -247,6 +250,51 @@ fn shutdowns() {
     println!("shutdown from outside, from a task, and drop without running");
 }
 
+/// Panics with a boxed payload when dropped, so that a leaked payload shows.
+struct DropBomb(usize);
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        std::panic::panic_any(format!("drop panics on purpose ({})", self.0));
+    }
+}
+
+fn drop_panics() {
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let q = executor.queue(0).unwrap();
+    let mut kept = Vec::new();
+    for i in 0..TASKS {
+        let bomb = DropBomb(i);
+        let handle = q.spawn(async move {
+            let _bomb = bomb;
+            std::future::pending::<()>().await;
+        });
+        match i % 4 {
+            0 => {
+                handle.abort();
+                kept.push(handle);
+            }
+            1 => drop(handle),
+            _ => kept.push(handle),
+        }
+        // An output with a panicking `Drop`, detached: dropped by the executor.
+        drop(q.spawn(async move { DropBomb(i) }));
+    }
+    block_on(executor.run_until(yield_now()));
+    executor.shutdown();
+    assert_eq!(executor.stats().live_tasks, 0);
+    let mut panics = 0;
+    for (n, handle) in kept.into_iter().enumerate() {
+        if n % 2 == 0 {
+            // Dropped unread: the payload goes with it.
+            drop(handle);
+        } else if matches!(block_on(handle), Err(JoinError::Panic(_))) {
+            panics += 1;
+        }
+    }
+    println!("drop panics during cancellation: {panics} reached awaited handles");
+}
+
 fn remote_spawns() {
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let remote = executor.remote();
@@ -311,6 +359,7 @@ fn main() {
     aborts_and_cross_thread_wakes();
     wakers_and_handles_outlive_the_executor();
     shutdowns();
+    drop_panics();
     remote_spawns();
     if std::env::var_os("LEAK_CHECK_PLANT_LEAK").is_some() {
         plant_leak();

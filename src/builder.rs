@@ -145,6 +145,10 @@ impl<K: QueueKey> ExecutorBuilder<K> {
 
     /// Whether a panicking task makes `run`/`run_until` panic (`true`, the default), or
     /// is caught so that its handle resolves to [`JoinError::Panic`](crate::JoinError).
+    /// This covers panics in a poll, and in the future's `Drop` right after it
+    /// completed (dropped inside that poll). A panic in the future's `Drop` when the task
+    /// is cancelled (abort, shutdown, the executor dropped) always goes to the handle
+    /// and is never re-raised, as in tokio: cancellation must reach every task.
     pub fn with_panic_on_task_panic(mut self, panic: bool) -> Self {
         self.panic_on_task_panic = panic;
         self

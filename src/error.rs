@@ -88,11 +88,21 @@ impl<K: fmt::Debug> fmt::Display for SpawnError<K> {
 impl<K: fmt::Debug> std::error::Error for SpawnError<K> {}
 
 /// Why a [`JoinHandle`](crate::JoinHandle) resolved without the task's output.
+///
+/// A task whose future panics while it is being dropped for a cancellation (aborted,
+/// or its executor shut down or dropped, before it finished) resolves `Panic` with
+/// that payload rather than `Cancelled`, as in tokio. Such a panic never aborts the
+/// process and is never re-raised by the executor, whatever
+/// [`with_panic_on_task_panic`](crate::ExecutorBuilder::with_panic_on_task_panic)
+/// says: it reaches the handle, or is dropped with the payload if the handle is gone.
 #[non_exhaustive]
 pub enum JoinError {
-    /// The task was aborted, or the executor shut down (or was dropped) before it finished.
+    /// The task was aborted, or the executor shut down (or was dropped) before it
+    /// finished, and dropping its future went without a panic.
     Cancelled,
-    /// The task panicked; this holds the panic payload.
+    /// The task panicked: in a poll (when the executor catches task panics), while its
+    /// future was dropped after completing (ditto; the output is lost), or while its
+    /// future was dropped for a cancellation (always). This holds the panic payload.
     Panic(Box<dyn Any + Send + 'static>),
 }
 

@@ -30,7 +30,9 @@ static NEXT_EXECUTOR_ID: AtomicU64 = AtomicU64::new(1);
 ///
 /// Built by [`ExecutorBuilder`](crate::ExecutorBuilder). It is `!Send` and `!Sync`: it
 /// lives on the thread that built it, and its run loop is one future of the host
-/// runtime on that thread. Dropping it cancels every task it still holds.
+/// runtime on that thread. Dropping it cancels every task it still holds, as
+/// [`shutdown`](Self::shutdown) does (a panic in a future's `Drop` goes to the task's
+/// handle; the executor's `Drop` does not panic).
 ///
 /// ```compile_fail
 /// fn assert_send<T: Send>() {}
@@ -50,6 +52,12 @@ impl<K: QueueKey> Executor<K> {
         config: Config,
         controllers: Vec<AttachedController<K>>,
     ) -> Rc<Self> {
+        // Tasks keep their queue's index in a `u32` (see `TaskMeta`). Unreachable in
+        // practice: that many queues would not fit in memory.
+        assert!(
+            u32::try_from(keys.len()).is_ok(),
+            "an executor holds at most u32::MAX queues"
+        );
         let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
         let core = Rc::new(Core::new(id, ready, keys.len(), config));
         register_local(core.clone());
@@ -174,6 +182,13 @@ impl<K: QueueKey> Executor<K> {
     /// future dropped on this thread, its handle resolving `Cancelled`), and `run`
     /// returns. Called from inside a task, the cancellation happens right after that
     /// task's poll. Idempotent.
+    ///
+    /// A future whose `Drop` panics during the cancellation does not stop it, and the
+    /// panic leaves neither `shutdown` nor `run`, whatever
+    /// [`with_panic_on_task_panic`](crate::ExecutorBuilder::with_panic_on_task_panic)
+    /// says: its handle resolves [`JoinError::Panic`](crate::JoinError) with the payload
+    /// (dropped here if the handle is gone), the task counts as panicked, and every
+    /// other task is still cancelled. The same holds when the executor is dropped.
     pub fn shutdown(&self) {
         self.core.shutdown();
     }

@@ -2,7 +2,8 @@
 //! checks our unsafe code on real paths: `spawn_unchecked` with a future that borrows
 //! its task's metadata (`task::spawn`), the `NonNull` metadata pointer in `JoinHandle`
 //! (`task::join`), the wake path through the thread-local registry and through the
-//! cross-thread inbox, abort, shutdown, and dropping the executor.
+//! cross-thread inbox, abort, shutdown, dropping the executor, and the task wrapper's
+//! in-place drop of a future whose `Drop` panics (`task::future`, `task::panic_slot`).
 //!
 //! No tokio: a hand-rolled `block_on` (thread park/unpark) is the host, so that Miri
 //! runs only our code and std's. Sizes are small; they run in normal `cargo test` too.
@@ -439,4 +440,95 @@ fn run_inside_its_own_task_panics_clearly() {
     let result = block_on(executor.run_until(task));
     // Caught panics would land here; the re-entrancy check fires in the outer poll.
     std::panic::resume_unwind(result.unwrap_err().into_panic());
+}
+
+/// A future whose `Drop` panics while its task is cancelled: the wrapper's in-place
+/// drop of the `ManuallyDrop` future under `catch_unwind`, and the payload's trip
+/// through the task's `PanicSlot` to a handle on this thread, on another thread, or
+/// to no one (detached) — for abort before the first poll, shutdown of parked tasks,
+/// and dropping the executor.
+#[test]
+fn drop_panics_during_cancellation_reach_the_handle() {
+    struct Bomb(u32);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            std::panic::panic_any(self.0);
+        }
+    }
+    fn bomb(q: &crate::QueueHandle<u8>, id: u32) -> JoinHandle<()> {
+        let bomb = Bomb(id);
+        q.spawn(async move {
+            let _bomb = bomb;
+            std::future::pending::<()>().await;
+        })
+    }
+    fn payload_id(result: Result<(), JoinError>) -> u32 {
+        *result
+            .expect_err("the drop panicked")
+            .into_panic()
+            .downcast::<u32>()
+            .expect("a u32 payload")
+    }
+    for propagate in [false, true] {
+        let executor = executor(!propagate);
+        let q = executor.queue(0).unwrap();
+        let drops = Drops::default();
+        let aborted = bomb(&q, 1);
+        aborted.abort();
+        let parked = bomb(&q, 2);
+        let elsewhere = bomb(&q, 3);
+        drop(bomb(&q, 4));
+        let quiet = q.spawn({
+            let guard = drops.guard();
+            async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+            }
+        });
+        assert_eq!(payload_id(block_on(executor.run_until(aborted))), 1);
+        let waiter = thread::spawn(move || payload_id(block_on(elsewhere)));
+        executor.shutdown();
+        assert_eq!(payload_id(block_on(parked)), 2);
+        assert_eq!(waiter.join().unwrap(), 3);
+        assert!(matches!(block_on(quiet), Err(JoinError::Cancelled)));
+        assert_eq!(drops.count(), 1);
+        assert_eq!(executor.queue_stats(0).unwrap().panicked, 4);
+        // Never run, then dropped.
+        let executor2 = self::executor(!propagate);
+        let never = bomb(&executor2.queue(0).unwrap(), 5);
+        drop(bomb(&executor2.queue(0).unwrap(), 6));
+        drop(executor2);
+        assert_eq!(payload_id(block_on(never)), 5);
+    }
+}
+
+/// Task results are `TaskOutput`s (a `ManuallyDrop` result): taken out by an awaiting
+/// handle without a drop, or dropped under `catch_unwind` when nobody takes them — by
+/// the executor for a task detached before it completed, by `drop(handle)` for a
+/// finished one — where a panic in the output's `Drop` must not abort the process.
+#[test]
+fn outputs_nobody_takes_are_dropped_quietly() {
+    struct Loud(#[allow(dead_code)] DropGuard);
+    impl Drop for Loud {
+        fn drop(&mut self) {
+            panic!("output's Drop panics on purpose");
+        }
+    }
+    let executor = executor(true);
+    let q = executor.queue(0).unwrap();
+    let drops = Drops::default();
+    let detached = drops.guard();
+    drop(q.spawn(async move { Loud(detached) }));
+    let finished = drops.guard();
+    let finished = q.spawn(async move { Loud(finished) });
+    let awaited = drops.guard();
+    let awaited = q.spawn(async move { (awaited, 7) });
+    let (_guard, seven) = block_on(executor.run_until(awaited)).unwrap();
+    assert_eq!(seven, 7);
+    block_on(executor.run_until(yield_now()));
+    assert!(finished.is_finished());
+    assert_eq!(drops.count(), 1, "the detached task's output");
+    drop(finished);
+    assert_eq!(drops.count(), 2, "the unawaited handle's output");
+    assert_eq!(executor.stats().live_tasks, 0);
 }

@@ -94,7 +94,7 @@ impl Ready {
     #[inline(always)]
     pub(crate) fn push(&mut self, runnable: Runnable, now_ns: u64) -> bool {
         let meta = runnable.metadata();
-        let q = meta.queue;
+        let q = meta.queue();
         meta.ready_at_ns
             .store(now_ns, std::sync::atomic::Ordering::Relaxed);
         self.queues[q].push(ReadyTask::new(runnable));

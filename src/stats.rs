@@ -96,9 +96,11 @@ pub struct QueueStats<K> {
     pub spawned: u64,
     /// Tasks that ran to completion.
     pub completed: u64,
-    /// Tasks cancelled (aborted, or dropped by shutdown) before completing.
+    /// Tasks cancelled (aborted, or dropped by shutdown) before completing. A cancelled
+    /// task whose future panics while being dropped counts as panicked instead.
     pub cancelled: u64,
-    /// Tasks whose poll panicked.
+    /// Tasks that panicked: in a poll, or in their future's `Drop` (after completing,
+    /// or while being cancelled).
     pub panicked: u64,
     /// Tasks ready to run right now.
     pub ready: usize,

@@ -205,6 +205,7 @@ pub(crate) mod test_support {
     use super::ReadyTask;
     use crate::remote::Remote;
     use crate::task::group::GroupAccount;
+    use crate::task::panic_slot::PanicSlot;
     use crate::task::TaskMeta;
 
     /// A ready task with spawn order `arrival`, in `group`, that was polled for
@@ -225,6 +226,7 @@ pub(crate) mod test_support {
             ready_at_ns: AtomicU64::new(0),
             timed: true,
             service_ns: AtomicU64::new(service_ns),
+            drop_panic: PanicSlot::new(),
         };
         let (runnable, task) = async_task::Builder::new()
             .metadata(meta)

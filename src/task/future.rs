@@ -1,9 +1,21 @@
 //! The wrapper around every spawned future: panic capture, the poll's end time and the
 //! task's attained service, completion counters, and removal from the executor's task
 //! registry when the future goes away.
+//!
+//! The wrapper drops the user future itself, in place and under `catch_unwind`, rather
+//! than leaving it to async-task: async-task drops futures under an abort-on-panic
+//! guard, so a panic in a future's `Drop` would abort the process. Dropped here:
+//! - when the future completes or panics, inside its last poll: a panic in its `Drop`
+//!   is then a task panic like any other (as in tokio);
+//! - when the task is cancelled (aborted, or its executor shut down or dropped), from
+//!   the wrapper's own `Drop`: a panic there is caught, counted as a task panic, and
+//!   left for the task's handle (`TaskMeta::drop_panic`), never re-raised.
+//!
+//! The task's result gets the same care (`TaskOutput`): async-task drops the result of
+//! a task whose handle is gone under the same guard, so its `Drop` catches panics.
 
-use std::any::Any;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -11,40 +23,109 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::panic_slot::{drop_quietly, Payload};
 use super::TaskMeta;
 use crate::core::Core;
 
-/// A task's output as stored in its cell: the future's output or its panic payload.
-pub(crate) type TaskOutput<T> = Result<T, Box<dyn Any + Send + 'static>>;
+/// A task's result as stored in its cell: the future's output, or its panic payload
+/// when the executor catches task panics.
+///
+/// Nobody takes the result of a task whose handle was dropped: async-task drops it,
+/// under its abort-on-panic guard (when the task completes, or in `drop(handle)` for a
+/// finished task). So dropping a `TaskOutput` drops the result under `catch_unwind`
+/// and discards a panic, as tokio does with an output no `JoinHandle` wants. A handle
+/// that awaits the task takes the result out with `into_result`, which drops nothing,
+/// so the common path pays nothing for this.
+pub(crate) struct TaskOutput<T>(ManuallyDrop<Result<T, Payload>>);
+
+impl<T> TaskOutput<T> {
+    #[inline(always)]
+    fn new(result: Result<T, Payload>) -> Self {
+        TaskOutput(ManuallyDrop::new(result))
+    }
+
+    /// Takes the result out, leaving nothing to drop.
+    #[inline(always)]
+    pub(crate) fn into_result(self) -> Result<T, Payload> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the result is taken out exactly once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+}
+
+impl<T> Drop for TaskOutput<T> {
+    /// Out of line: the drop glue of async-task's `Option`s of results (e.g. when a handle
+    /// is detached) stays small; the awaited case never gets here.
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: `drop` runs once and nothing uses the result afterwards.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut self.0)
+        }));
+        if let Err(payload) = dropped {
+            drop_quietly(payload);
+        }
+    }
+}
 
 pin_project! {
     /// Wraps a user future. Lives inside the task's allocation next to its metadata
     /// (hence the borrow of `meta`), and is dropped by async-task on the executor
     /// thread right after it completes or when the task is cancelled.
     pub(crate) struct TaskFuture<'m, F> {
+        // Dropped by the wrapper (see the module docs), exactly once, in place: the
+        // first of the poll that finishes it and the wrapper's `Drop`, which `finished`
+        // tells apart.
         #[pin]
-        future: F,
+        future: ManuallyDrop<F>,
         meta: &'m TaskMeta,
         core: Rc<Core>,
+        // True once `future` was dropped (or its drop began): it completed or panicked.
         finished: bool,
     }
 
     impl<'m, F> PinnedDrop for TaskFuture<'m, F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !*this.finished {
-                let counters = &this.core.counters[this.meta.queue];
-                counters.cancelled.set(counters.cancelled.get() + 1);
+            if *this.finished {
+                return;
             }
+            // Cancelled before finishing: the future is still there.
+            *this.finished = true;
             this.core.forget_task(this.meta.registry_key);
+            // SAFETY: `finished` was false, so the future was never dropped, and it is
+            // set now, so nothing touches the future again.
+            let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(this.future) }));
+            let counters = &this.core.counters[this.meta.queue()];
+            match dropped {
+                Ok(()) => counters.cancelled.set(counters.cancelled.get() + 1),
+                Err(payload) => {
+                    // Not re-raised, whatever `panic_on_task_panic` says: this may run in
+                    // `shutdown` or in the executor's `Drop`, which must cancel every
+                    // other task too. The handle resolves `Panic` with the payload.
+                    counters.panicked.set(counters.panicked.get() + 1);
+                    this.meta.drop_panic.put(payload);
+                }
+            }
         }
     }
+}
+
+/// Drops the user future in place.
+///
+/// # Safety
+/// The future must not have been dropped before, and must not be used afterwards.
+#[inline]
+unsafe fn drop_in_place<F>(future: Pin<&mut ManuallyDrop<F>>) {
+    // SAFETY: dropping a pinned value in place, without moving it, is what the pinning
+    // contract asks for; the caller guarantees it happens once and is the last use.
+    unsafe { ManuallyDrop::drop(future.get_unchecked_mut()) }
 }
 
 impl<'m, F> TaskFuture<'m, F> {
     pub(crate) fn new(future: F, meta: &'m TaskMeta, core: Rc<Core>) -> Self {
         TaskFuture {
-            future,
+            future: ManuallyDrop::new(future),
             meta,
             core,
             finished: false,
@@ -58,25 +139,51 @@ impl<F: Future> Future for TaskFuture<'_, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let future = this.future;
-        let outcome = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
-        // The one clock read of this poll: the run loop reuses it.
+        let mut future = this.future;
+        let finished = this.finished;
         let core = &**this.core;
+        let meta = *this.meta;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: `ManuallyDrop<F>` is an `F` in place; the projection neither moves
+            // it nor hands out anything but a pinned reference. `finished` is false
+            // whenever the task is polled (async-task stops polling a finished task).
+            let poll = unsafe { future.as_mut().map_unchecked_mut(|f| &mut **f) }.poll(cx);
+            if poll.is_ready() {
+                *finished = true;
+                core.forget_task(meta.registry_key);
+                // SAFETY: not dropped before (it was just polled), and `finished` keeps
+                // every later path away from it.
+                unsafe { drop_in_place(future.as_mut()) };
+            }
+            poll
+        }));
+        // The one clock read of this poll: the run loop reuses it.
         let ran = core.end_poll();
-        if this.meta.timed {
-            this.meta.charge(ran);
+        if meta.timed {
+            meta.charge(ran);
         }
-        let counters = &core.counters[this.meta.queue];
+        let counters = &core.counters[meta.queue()];
         match outcome {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
-                *this.finished = true;
                 core.finished_in_poll.set(true);
                 counters.completed.set(counters.completed.get() + 1);
-                Poll::Ready(Ok(output))
+                Poll::Ready(TaskOutput::new(Ok(output)))
             }
             Err(payload) => {
-                *this.finished = true;
+                if !*finished {
+                    // The poll panicked: drop what is left of the future now, still under
+                    // a guard. Should its `Drop` panic too, the poll's panic is the one
+                    // reported.
+                    *finished = true;
+                    core.forget_task(meta.registry_key);
+                    // SAFETY: `finished` was false: never dropped; and it is set now.
+                    let dropped =
+                        catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(future) }));
+                    if let Err(second) = dropped {
+                        drop_quietly(second);
+                    }
+                }
                 core.finished_in_poll.set(true);
                 counters.panicked.set(counters.panicked.get() + 1);
                 if core.config.panic_on_task_panic {
@@ -85,7 +192,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
                     // on the way out, so its handle resolves `Cancelled`.
                     resume_unwind(payload)
                 }
-                Poll::Ready(Err(payload))
+                Poll::Ready(TaskOutput::new(Err(payload)))
             }
         }
     }

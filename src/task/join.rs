@@ -17,8 +17,13 @@ type Inner<T> = async_task::FallibleTask<TaskOutput<T>, TaskMeta>;
 ///
 /// Awaiting it gives `Ok(output)`, `Err(JoinError::Cancelled)` when the task was aborted
 /// or the executor shut down first, or `Err(JoinError::Panic(..))` when the task panicked
-/// and the executor catches task panics. Dropping the handle detaches the task: it keeps
-/// running and its output is dropped.
+/// and the executor catches task panics, or when the task's future panicked while it was
+/// dropped for a cancellation (see [`JoinError`]). Dropping the handle detaches the task:
+/// it keeps running and its output (or such a panic's payload) is dropped.
+///
+/// An output nobody takes (the handle was dropped before or after the task finished)
+/// is dropped by the executor or by `drop(handle)`; a panic in its `Drop` is then
+/// caught and discarded, as tokio does, rather than aborting the process.
 pub struct JoinHandle<T> {
     /// `None` once the result was taken, or when the spawn was refused.
     task: Option<Inner<T>>,
@@ -66,6 +71,11 @@ impl<T> JoinHandle<T> {
     /// resolve to [`JoinError::Cancelled`] and [`is_finished`](Self::is_finished) turn
     /// true. Callable from any thread. No effect on a task that already finished: its
     /// result stays available.
+    ///
+    /// Should the future's `Drop` panic, the handle resolves [`JoinError::Panic`] with
+    /// that payload instead, the task counts as panicked in the queue's stats, and the
+    /// run loop carries on: the panic is not re-raised out of `run`/`run_until`, even
+    /// with the default `with_panic_on_task_panic(true)`.
     pub fn abort(&self) {
         let (Some(task), Some(meta)) = (self.task.as_ref(), self.meta()) else {
             return;
@@ -74,6 +84,17 @@ impl<T> JoinHandle<T> {
             return;
         }
         meta.remote.request_abort(meta.registry_key);
+    }
+
+    /// Why a task that async-task reports closed without an output ended: cancelled,
+    /// or cancelled and its future panicked while being dropped (see `TaskMeta::drop_panic`).
+    #[cold]
+    #[inline(never)]
+    fn closed_error(&self) -> JoinError {
+        match self.meta().and_then(|meta| meta.drop_panic.take()) {
+            Some(payload) => JoinError::Panic(payload),
+            None => JoinError::Cancelled,
+        }
     }
 
     /// True once the task completed, panicked or was cancelled (its future is gone).
@@ -85,6 +106,7 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let Some(task) = this.task.as_mut() else {
@@ -92,9 +114,9 @@ impl<T> Future for JoinHandle<T> {
         };
         let result = match Pin::new(task).poll(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Ok(output))) => Ok(output),
-            Poll::Ready(Some(Err(payload))) => Err(JoinError::Panic(payload)),
-            Poll::Ready(None) => Err(JoinError::Cancelled),
+            Poll::Ready(Some(output)) => output.into_result().map_err(JoinError::Panic),
+            // Closed without an output: cancelled, unless dropping the future panicked.
+            Poll::Ready(None) => Err(this.closed_error()),
         };
         this.task = None;
         Poll::Ready(result)
@@ -103,6 +125,10 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
+        if let Some(meta) = self.meta() {
+            // No one will take a payload the future's `Drop` may leave (see `PanicSlot`).
+            meta.drop_panic.detach();
+        }
         if let Some(task) = self.task.take() {
             task.detach();
         }
