@@ -149,3 +149,56 @@ fn latency_queue_slices_are_its_own_length() {
     }
     assert!(latency_picks > 0);
 }
+
+/// A latency queue whose burst is cut short (here: preempted by an ordinary queue
+/// waking with an earlier deadline) stays urgent until it runs dry: once it has repaid
+/// the debt of its partial slice it is picked first again. Were it urgent only until
+/// its first pick, its long slice (5 ms, so a late deadline) would send the rest of its
+/// burst to the back of deadline order: ~8 × 5 ms of others' service.
+#[test]
+fn a_preempted_latency_burst_stays_urgent_until_the_queue_runs_dry() {
+    const MS: u64 = 1_000_000;
+    const US: u64 = 1_000;
+    // 8 saturating queues, one idle ordinary queue, one latency queue; all weight 1.
+    let mut e = Eevdf::new(&[1; 10], 2 * MS, 100 * US);
+    let (ordinary, lat) = (8, 9);
+    e.set_latency(lat, 5 * MS);
+    for q in 0..8 {
+        e.enqueue(q);
+    }
+    // A busy queue is running when the latency queue's burst arrives.
+    let first = e.pick().unwrap();
+    e.charge(50 * US);
+    assert!(e.enqueue(lat), "an eligible latency queue preempts");
+    e.finish(true);
+    assert_eq!(e.pick().unwrap().queue, lat);
+    e.charge(100 * US);
+    assert!(
+        e.enqueue(ordinary),
+        "the ordinary queue's deadline is earlier"
+    );
+    e.finish(true); // preempted; the burst goes on
+    assert!(e.lag_ns(lat) < 0, "the partial slice left a debt");
+    // Serve the others slice by slice until the latency queue comes back.
+    let mut others = 0;
+    loop {
+        let p = e.pick().unwrap();
+        if p.queue == lat {
+            break;
+        }
+        assert!(
+            others < 8 * MS,
+            "latency queue not picked after {others} ns"
+        );
+        let ran = p.slice_ns.min(150 * US);
+        e.charge(ran);
+        others += ran;
+        e.finish(true);
+    }
+    // Its debt (100 µs × 9/10) is repaid after 900 µs served to the others, at the
+    // end of the slice (150 µs polls here) in which that happens.
+    eprintln!(
+        "latency queue picked again after {others} ns of the others' service (first: {first:?})"
+    );
+    assert!(others <= 900 * US + 150 * US, "{others}");
+}

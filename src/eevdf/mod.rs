@@ -31,13 +31,16 @@
 //!   when `q` is eligible and its deadline is strictly earlier than the running
 //!   queue's, both computed as `pick` would now, so a preemption never ends in
 //!   picking the preempted queue again.
-//! * *Cut*: while a queue is active but not eligible (it came back in debt, or
-//!   `pick` passed it over for that reason), the running slice is cut at the
-//!   service after which that queue becomes eligible (`cut_due`), so the next
-//!   `pick` weighs it then instead of at the end of a long slice. Without the
-//!   cut, a bursty queue that went idle in debt and came back waited for the
-//!   whole slice of the queue running meanwhile (up to `sched_latency`) even
-//!   when its debt was a few µs.
+//! * *Cut*: while an active queue is not eligible (it came back in debt, or
+//!   `pick` passed it over for that reason) but would win the pick once
+//!   eligible (it is urgent, or its deadline is earlier than the running
+//!   queue's), the running slice is cut at the service after which that queue
+//!   becomes eligible (`cut_due`), so the next `pick` takes it then instead of
+//!   at the end of a long slice. Without the cut, a bursty queue that went idle
+//!   in debt and came back, or a heavy queue passed over for a small debt,
+//!   waited for the whole slice of the queue running meanwhile (up to
+//!   `sched_latency`) even when its debt was a few µs. A cut only ends a slice
+//!   earlier, which the bounds below allow.
 //! * `set_weight`: applied at once, or at `finish` for the running queue;
 //!   `V - v_q` is scaled by `w_old / w_new`, which keeps `q`'s lag in ns, every
 //!   other lag, and `V`.
@@ -111,11 +114,13 @@
 //! (as `sched_setattr` gives a task its own slice in Linux): its deadlines are
 //! `v + b SCALE / w`, so with a short `b` it comes early in deadline order and
 //! never holds the CPU longer than `b` (plus one poll) per pick. In addition,
-//! when it becomes runnable it is *urgent*: if eligible, `enqueue` asks to end
-//! the running slice at the next poll boundary and the next `pick` takes it
-//! before the deadline search. It is still charged like any queue, so it cannot
-//! take more than its weighted share: overuse leaves it in debt (`lag < 0`),
-//! and a queue in debt is neither eligible nor urgent until it has repaid.
+//! from becoming runnable until it runs dry it is *urgent*: if eligible,
+//! `enqueue` asks to end the running slice at the next poll boundary, and every
+//! `pick` that finds it eligible takes it before the deadline search (so a
+//! burst longer than one slice is not sent to the back of deadline order after
+//! its first slice). It is still charged like any queue, so it cannot take
+//! more than its weighted share: overuse leaves it in debt (`lag < 0`), and a
+//! queue in debt is not picked, urgent or not, until it has repaid.
 //!
 //! **(c) Latency guarantee.** A latency queue that becomes runnable from idle
 //! is placed at `V`, hence eligible, hence picked at the first pick after it
@@ -347,8 +352,7 @@ impl Eevdf {
                 }
             }
         }
-        let queue = &mut self.queues[q];
-        queue.urgent = false;
+        let queue = &self.queues[q];
         Some(Pick {
             queue: q,
             slice_ns: queue.latency_slice_ns.unwrap_or(self.slice_ns),
@@ -373,6 +377,7 @@ impl Eevdf {
             return;
         };
         if !still_runnable {
+            self.queues[r].urgent = false;
             self.active -= 1;
             if self.active == 0 {
                 self.clear_members();
@@ -467,13 +472,23 @@ impl Eevdf {
     }
 
     /// Ends the running slice (see `cut_due`) once the running queue has been
-    /// served what active queue `q`, not eligible now, needs to become eligible:
+    /// served what active queue `q`, not eligible now, needs to become eligible,
+    /// if `q` would then win the pick (urgent, or an earlier deadline):
     /// each ns served raises `Σ w_j (v_j - base)` by `SCALE` (up to the carried
     /// remainder, hence the extra ns), and `q` is eligible once that sum reaches
     /// `(v_q - base) W`.
     fn arm_cut(&mut self, q: usize) {
-        if self.running.is_none() {
+        let Some(r) = self.running else {
             return;
+        };
+        // Only for a queue that would then win the pick: urgent, or with the
+        // earlier deadline (both as `pick` would compute them now).
+        if !self.queues[q].urgent {
+            let d_q = self.key(q) + self.slice_v(q) as i128;
+            let d_r = self.key(r) + self.slice_v(r) as i128;
+            if d_q >= d_r {
+                return;
+            }
         }
         let gap = self.key(q) * i128::from(self.load) - self.key_sum;
         let need = if gap <= 0 {
