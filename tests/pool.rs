@@ -16,17 +16,9 @@ use clockworker::pool::{
 use clockworker::{BuildError, ExecutorBuilder, JoinError};
 use futures_lite::future::block_on;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Q {
-    Fg,
-    Bg,
-}
+mod common;
 
-fn layout(_shard: usize) -> ExecutorBuilder<Q> {
-    ExecutorBuilder::new()
-        .with_queue(Q::Fg, 4)
-        .with_queue(Q::Bg, 1)
-}
+use common::{pool_layout as layout, Q};
 
 fn pool(shards: usize) -> Pool<Q> {
     PoolBuilder::new(layout).shards(shards).build().unwrap()

@@ -13,20 +13,12 @@ use std::time::{Duration, Instant};
 use clockworker::pool::{
     current_executor, current_shard, spawn_local, PoolBuilder, PoolError, ShardHost, SmolHost,
 };
-use clockworker::{ExecutorBuilder, JoinError};
+use clockworker::JoinError;
 use futures_lite::future::block_on;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Q {
-    Fg,
-    Bg,
-}
+mod common;
 
-fn layout(_shard: usize) -> ExecutorBuilder<Q> {
-    ExecutorBuilder::new()
-        .with_queue(Q::Fg, 4)
-        .with_queue(Q::Bg, 1)
-}
+use common::{pool_layout as layout, Q};
 
 /// Records the thread its drop ran on.
 struct DropProbe(Arc<Mutex<Vec<ThreadId>>>);

@@ -21,6 +21,13 @@ pub enum Q {
     Bg,
 }
 
+/// The queue layout of the pool tests' shards: `Fg` (weight 4) and `Bg` (weight 1).
+pub fn pool_layout(_shard: usize) -> clockworker::ExecutorBuilder<Q> {
+    clockworker::ExecutorBuilder::new()
+        .with_queue(Q::Fg, 4)
+        .with_queue(Q::Bg, 1)
+}
+
 /// A tokio current_thread runtime with timers and I/O enabled.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
