@@ -37,6 +37,8 @@ const MAX_CANCEL_WAIT_ROUNDS: u32 = 10_000;
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) driver_yield_ns: u64,
+    /// See `ExecutorBuilder::with_host_poll_interval`.
+    pub(crate) host_poll_ns: u64,
     pub(crate) panic_on_task_panic: bool,
 }
 
@@ -321,6 +323,14 @@ impl Core {
         self.turn_start_ns.set(turn_start);
         self.driver_deadline_ns
             .set(turn_start.saturating_add(self.config.driver_yield_ns));
+        if self.counters.len() > 1 {
+            // The slice running on from the last turn decides this turn's length
+            // (decided once per turn: nothing of it runs per poll).
+            let running = self.ready.borrow().slice_queue();
+            if let Some(queue) = running {
+                self.driver_deadline_ns.set(self.turn_deadline(queue));
+            }
+        }
         if let Some(since) = self.idle_since_ns.take() {
             let idle = &self.measure.idle_ns;
             idle.set(idle.get() + turn_start.saturating_sub(since));
@@ -414,6 +424,44 @@ impl Core {
             if self.remote.is_notified() {
                 self.drain_inbox();
             }
+        }
+    }
+
+    /// When the current turn returns to the host if queue `running` is served: after
+    /// `driver_yield`, or after `host_poll_interval` while another queue that outranks
+    /// it (higher weight, or a latency queue) has live tasks that are not ready, i.e.
+    /// waiting on something the host may deliver. Decided at the start of each turn
+    /// from the slice running then; a slice that starts during the turn takes effect
+    /// from the next turn.
+    #[cold]
+    #[inline(never)]
+    fn turn_deadline(&self, running: usize) -> u64 {
+        let full = self
+            .turn_start_ns
+            .get()
+            .saturating_add(self.config.driver_yield_ns);
+        let queues = self.counters.len();
+        if queues == 1 || self.config.host_poll_ns >= self.config.driver_yield_ns {
+            return full;
+        }
+        let ready = self.ready.borrow();
+        let weight = ready.weight(running);
+        let outranked_waits = (0..queues).any(|q| {
+            if q == running || !(ready.weight(q) > weight || ready.is_latency(q)) {
+                return false;
+            }
+            let c = &self.counters[q];
+            let live = c.spawned.get() - c.completed.get() - c.cancelled.get() - c.panicked.get();
+            live > ready.len(q) as u64
+        });
+        if outranked_waits {
+            full.min(
+                self.turn_start_ns
+                    .get()
+                    .saturating_add(self.config.host_poll_ns),
+            )
+        } else {
+            full
         }
     }
 

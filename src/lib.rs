@@ -29,8 +29,8 @@ mod task;
 mod yield_now;
 
 pub use builder::{
-    ExecutorBuilder, DEFAULT_DRIVER_YIELD, DEFAULT_MIN_SLICE, DEFAULT_SCHED_LATENCY,
-    MAX_DURATION_SETTING,
+    ExecutorBuilder, DEFAULT_DRIVER_YIELD, DEFAULT_HOST_POLL_INTERVAL, DEFAULT_MIN_SLICE,
+    DEFAULT_SCHED_LATENCY, MAX_DURATION_SETTING,
 };
 pub use controller::{BacklogController, WeightController};
 pub use eevdf::MAX_WEIGHT;

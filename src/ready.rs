@@ -82,6 +82,16 @@ impl Ready {
         self.eevdf.weight(q)
     }
 
+    /// The queue of the running slice, if any.
+    pub(crate) fn slice_queue(&self) -> Option<usize> {
+        self.slice.map(|slice| slice.queue)
+    }
+
+    /// Whether queue `q` is a latency queue.
+    pub(crate) fn is_latency(&self, q: usize) -> bool {
+        self.eevdf.is_latency(q)
+    }
+
     /// Whether the running slice should end at the next poll boundary: preemption by
     /// a queue that became runnable, or a waiting queue that has repaid its debt
     /// counting `in_poll_ns` of the poll in progress (see `Eevdf::cut_due`).

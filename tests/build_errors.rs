@@ -138,6 +138,12 @@ fn zero_durations_are_rejected() {
         .build()
         .unwrap_err();
     assert_invalid_duration(err, "driver_yield", Duration::ZERO);
+
+    let err = one_queue()
+        .with_host_poll_interval(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_invalid_duration(err, "host_poll_interval", Duration::ZERO);
 }
 
 #[test]

@@ -409,6 +409,11 @@ impl Eevdf {
         self.cut_ns != u64::MAX && self.pending_ns.saturating_add(extra_ns) >= self.cut_ns
     }
 
+    /// Whether `q` is a latency queue (see `set_latency`).
+    pub(crate) fn is_latency(&self, q: usize) -> bool {
+        self.queues[q].latency_slice_ns.is_some()
+    }
+
     /// Whether `q` has ready work (delayed members do not).
     pub(crate) fn is_runnable(&self, q: usize) -> bool {
         self.queues[q].state == State::Active
