@@ -20,6 +20,12 @@
 #                     milliseconds of their own to the tail)
 #   LOADGEN [auto]    wrk or oha; auto prefers wrk, installs it from Debian if missing
 #                     (apt-get), else falls back to `cargo install oha`
+#   RATE [unset]      open loop: send this many requests/s in all, whatever the
+#                     latency (oha -q, with --latency-correction so that a stalled
+#                     server is charged for the requests it delayed). Needs oha (auto
+#                     installs it with cargo). Unset: closed loop, each connection
+#                     sends its next request when the answer arrives (wrk), so the
+#                     latencies follow the throughput at saturation.
 set -euo pipefail
 
 DURATION=${DURATION:-5}
@@ -44,6 +50,14 @@ fi
 
 # --- load generator ------------------------------------------------------------------
 have() { command -v "$1" >/dev/null 2>&1; }
+if [ "$LOADGEN" = auto ] && [ -n "${RATE:-}" ]; then
+    if have oha || cargo install oha --locked; then
+        LOADGEN=oha
+    else
+        echo "RATE needs oha (cargo install oha)" >&2
+        exit 1
+    fi
+fi
 if [ "$LOADGEN" = auto ]; then
     if have wrk; then
         LOADGEN=wrk
@@ -92,13 +106,21 @@ load() {
         echo "$rps $p50 $p90 $p99"
     else
         local out
-        out=$("${client_cpu[@]}" oha --no-tui -z "${DURATION}s" -c "$CONNS" "$url")
+        local open_loop=()
+        [ -n "${RATE:-}" ] && open_loop=(-q "$RATE" --latency-correction)
+        out=$("${client_cpu[@]}" oha --no-tui -z "${DURATION}s" -c "$CONNS" "${open_loop[@]}" "$url")
         local rps p50 p90 p99
         rps=$(echo "$out" | awk '/Requests\/sec:/ {print $2}')
-        # oha: "  50.00% in 0.0003 secs"
-        p50=$(echo "$out" | awk '$1 == "50.00%" {printf "%.1f", $3 * 1e6}')
-        p90=$(echo "$out" | awk '$1 == "90.00%" {printf "%.1f", $3 * 1e6}')
-        p99=$(echo "$out" | awk '$1 == "99.00%" {printf "%.1f", $3 * 1e6}')
+        # oha: "  50.00% in 0.0003 secs" (older) or "  50.00% in 5.0234 ms" (1.16)
+        pct() {
+            echo "$out" | awk -v q="$1" '$1 == q {
+                m = 1e6; if ($4 == "ms") m = 1e3; else if ($4 == "us" || $4 == "µs") m = 1;
+                else if ($4 == "ns") m = 1e-3;
+                printf "%.1f", $3 * m; exit }'
+        }
+        p50=$(pct 50.00%)
+        p90=$(pct 90.00%)
+        p99=$(pct 99.00%)
         echo "$rps $p50 $p90 $p99"
     fi
 }
@@ -141,7 +163,7 @@ median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 col() { echo -n "${results[$1]}" | awk -v k="$2" 'NF {print $k}' | median; }
 
 echo
-echo "HTTP/1.1 hello-world, $CONNS connections, ${DURATION}s x $ROUNDS rounds (medians); background: $BG tasks of ${CHUNK_US}µs chunks; driver_yield ${DRIVER_YIELD_US}µs"
+echo "HTTP/1.1 hello-world, $CONNS connections, ${RATE:+open loop at $RATE requests/s, }${DURATION}s x $ROUNDS rounds (medians); background: $BG tasks of ${CHUNK_US}µs chunks; driver_yield ${DRIVER_YIELD_US}µs"
 echo
 echo "| server | background | req/s | p50 µs | p90 µs | p99 µs | p99 vs no background |"
 echo "|---|---|---:|---:|---:|---:|---:|"
