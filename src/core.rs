@@ -451,8 +451,8 @@ impl Core {
                 return false;
             }
             let c = &self.counters[q];
-            let live = c.spawned.get() - c.completed.get() - c.cancelled.get() - c.panicked.get();
-            live > ready.len(q) as u64
+            let ended = c.completed.get() + c.cancelled.get() + c.panicked.get();
+            c.spawned.get().saturating_sub(ended) > ready.len(q) as u64
         });
         if outranked_waits {
             full.min(
