@@ -11,6 +11,10 @@
 //! a shutdown or the executor's drop cancels every task not finished; spawning after
 //! shutdown gives a handle that resolves `Cancelled` and drops the future at once.
 
+mod common;
+
+use common::quiet_panics;
+
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -339,26 +343,6 @@ fn check(weights: (u32, u32), ops: Vec<Op>) -> Result<(), TestCaseError> {
 /// Panic messages this binary provokes on purpose.
 const EXPECTED_PANICS: &[&str] = &[];
 
-/// Keeps the default panic hook's report for every panic except the ones provoked on
-/// purpose (the model's panics carry a `usize` payload), so that a failing assertion still shows.
-fn quiet_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let text = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            match text {
-                Some(text) if !EXPECTED_PANICS.iter().any(|e| text.contains(e)) => default(info),
-                _ => {}
-            }
-        }));
-    });
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -367,7 +351,7 @@ proptest! {
         weights in (1..=10_000u32, 1..=10_000u32),
         ops in prop::collection::vec(op(), 1..80),
     ) {
-        quiet_panics();
+        quiet_panics(EXPECTED_PANICS);
         check(weights, ops)?;
     }
 }

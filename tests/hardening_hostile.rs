@@ -15,6 +15,10 @@
 //! The overflow of weights at `MAX_WEIGHT` over a simulated year is a property test
 //! of the EEVDF state machine (`src/eevdf/proptests.rs`).
 
+mod common;
+
+use common::quiet_panics;
+
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -38,29 +42,9 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 /// Panic messages this binary provokes on purpose.
 const EXPECTED_PANICS: &[&str] = &["hostile key", "already running"];
 
-/// Keeps the default panic hook's report for every panic except the ones provoked on
-/// purpose (and payloads that are not strings), so that a failing assertion still shows.
-fn quiet_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let text = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            match text {
-                Some(text) if !EXPECTED_PANICS.iter().any(|e| text.contains(e)) => default(info),
-                _ => {}
-            }
-        }));
-    });
-}
-
 #[test]
 fn run_until_from_inside_its_own_task_panics_clearly() {
-    quiet_panics();
+    quiet_panics(EXPECTED_PANICS);
     for caught in [true, false] {
         let executor = ExecutorBuilder::new()
             .with_queue(0u8, 1)
@@ -96,7 +80,7 @@ fn run_until_from_inside_its_own_task_panics_clearly() {
 
 #[test]
 fn run_from_inside_its_own_task_panics_clearly() {
-    quiet_panics();
+    quiet_panics(EXPECTED_PANICS);
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_panic_on_task_panic(false)
@@ -115,7 +99,7 @@ fn run_from_inside_its_own_task_panics_clearly() {
 /// The future `run_until` drives polls `run` of the same executor: nested, refused.
 #[test]
 fn run_polled_from_the_driven_future_panics_clearly() {
-    quiet_panics();
+    quiet_panics(EXPECTED_PANICS);
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let escaped = catch_unwind(AssertUnwindSafe(|| {
         block_on(executor.run_until(executor.run()));
@@ -219,7 +203,7 @@ impl Eq for Key {}
 /// it, one after the other.
 #[test]
 fn panicking_key_hash_and_eq_do_not_corrupt_the_executor() {
-    quiet_panics();
+    quiet_panics(EXPECTED_PANICS);
 
     // A poisoned key in the builder: `build` panics, nothing is left behind.
     let built = catch_unwind(|| {

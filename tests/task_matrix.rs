@@ -32,6 +32,8 @@
 
 mod common;
 
+use common::quiet_panics;
+
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -524,28 +526,8 @@ fn run_case(case: Case) -> Outcome {
 /// Panic messages this binary provokes on purpose.
 const EXPECTED_PANICS: &[&str] = &["panics in Drop", "output's Drop panics"];
 
-/// Keeps the default panic hook's report for every panic except the ones provoked on
-/// purpose (and the matrix's non-string payloads), so that a failing assertion still shows.
-fn quiet_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let text = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            match text {
-                Some(text) if !EXPECTED_PANICS.iter().any(|e| text.contains(e)) => default(info),
-                _ => {}
-            }
-        }));
-    });
-}
-
 fn check_in_process(filter: impl Fn(Case) -> bool) {
-    quiet_panics();
+    quiet_panics(EXPECTED_PANICS);
     let mut failures = Vec::new();
     let mut ran = 0;
     for case in Case::all().into_iter().filter(|&c| filter(c)) {
@@ -628,7 +610,7 @@ impl Drop for PanicsOnDropOutput {
 
 #[test]
 fn future_panicking_in_drop_after_completing_is_a_task_panic() {
-    quiet_panics();
+    quiet_panics(EXPECTED_PANICS);
     // Caught: the handle gets the drop's panic (the output is lost, as in tokio).
     let executor = build(PanicMode::Caught);
     let q = executor.queue(0).unwrap();
@@ -671,7 +653,7 @@ impl Drop for CountedPanicsOnDropOutput {
 /// the output's own wrapper catches the panic and discards it (formerly SIGABRT).
 #[test]
 fn output_panicking_in_drop_after_detach_is_discarded() {
-    quiet_panics();
+    quiet_panics(EXPECTED_PANICS);
     for mode in MODES {
         let executor = build(mode);
         let q = executor.queue(0).unwrap();
@@ -697,7 +679,7 @@ fn output_panicking_in_drop_after_detach_is_discarded() {
 /// `JoinHandle` does; the executor is not affected.
 #[test]
 fn output_panicking_in_drop_with_an_unawaited_handle_is_discarded() {
-    quiet_panics();
+    quiet_panics(EXPECTED_PANICS);
     let executor = build(PanicMode::Caught);
     let q = executor.queue(0).unwrap();
     let drops = Count::default();
