@@ -1,22 +1,7 @@
 //! Simulation tests of latency queues (module docs, "Latency queues", bound (c)).
 
+use super::tests::Rng;
 use super::*;
-
-/// xorshift64*, fixed seed: the simulations are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
 
 const BUSY: usize = 8;
 const LATENCY: usize = BUSY;
@@ -37,7 +22,7 @@ fn setup(latency_weight: u32) -> Eevdf {
 /// runnable it is picked at the very next pick (bound (c): one poll of delay).
 #[test]
 fn a_waking_latency_queue_is_picked_after_the_poll_in_progress() {
-    let mut rng = Rng(0x5eed_1a7e);
+    let mut rng = Rng::new(0x5eed_1a7e);
     let mut e = setup(1);
     let mut latency_work = 0u32; // polls of ready work in the latency queue
     let mut waiting_since_poll: Option<u64> = None;
@@ -105,7 +90,7 @@ fn a_waking_latency_queue_is_picked_after_the_poll_in_progress() {
 /// urgent on wake-up does not turn into extra service.
 #[test]
 fn a_saturating_latency_queue_gets_only_its_share() {
-    let mut rng = Rng(0xfeed_beef);
+    let mut rng = Rng::new(0xfeed_beef);
     let mut e = setup(2);
     e.enqueue(LATENCY);
     let mut service = [0u64; BUSY + 1];

@@ -7,14 +7,15 @@ const US: u64 = 1_000;
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
 
-/// xorshift64*, fixed seeds: a tiny deterministic PRNG.
-struct Rng(u64);
+/// xorshift64*, fixed seeds: a tiny deterministic PRNG (also used by the other
+/// simulation test modules of `eevdf`).
+pub(super) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(super) fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -23,7 +24,7 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(super) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo + 1)
     }
     /// True with probability `per_mille / 1000`.
