@@ -279,6 +279,17 @@ fn cw_executor(latency_queue: bool) -> Rc<Executor<Q>> {
     builder.build().expect("executor")
 }
 
+/// The result of a clockworker run: the latencies, the background work done, and the
+/// executor's own statistics.
+fn cw_result(lat: &Latencies, bg_done: (u64, Duration), executor: &Executor<Q>) -> RunResult {
+    RunResult {
+        latencies: lat.take(),
+        bg_segments: bg_done.0,
+        bg_cpu: bg_done.1,
+        cw: Some(cw_diag(executor)),
+    }
+}
+
 fn cw_diag(executor: &Executor<Q>) -> CwDiag {
     let fg = executor.queue_stats(Q::Fg).expect("fg stats");
     let bg = executor.queue_stats(Q::Bg).expect("bg stats");
@@ -393,12 +404,7 @@ fn run_cw_run_until(seconds: f64, bg: bool, latency_queue: bool) -> RunResult {
         done
     }));
     gen.join().expect("generator");
-    RunResult {
-        latencies: lat.take(),
-        bg_segments: bg_done.0,
-        bg_cpu: bg_done.1,
-        cw: Some(cw_diag(&executor)),
-    }
+    cw_result(&lat, bg_done, &executor)
 }
 
 /// clockworker hosted as one task of a `LocalSet`, beside a dispatcher task and a
@@ -444,12 +450,7 @@ fn run_cw_on_localset(seconds: f64) -> RunResult {
         done
     });
     gen.join().expect("generator");
-    RunResult {
-        latencies: lat.take(),
-        bg_segments: bg_done.0,
-        bg_cpu: bg_done.1,
-        cw: Some(cw_diag(&executor)),
-    }
+    cw_result(&lat, bg_done, &executor)
 }
 
 /// Foreground on this thread's runtime, background on a second runtime and thread.
