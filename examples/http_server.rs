@@ -58,6 +58,8 @@ struct Options {
     addr: SocketAddr,
     seconds: Option<f64>,
     driver_yield: Duration,
+    host_poll: Duration,
+    lag_tolerance: Duration,
     sched_latency: Duration,
     min_slice: Duration,
 }
@@ -69,7 +71,9 @@ fn options() -> Options {
         chunk: Duration::from_micros(50),
         addr: "127.0.0.1:8080".parse().unwrap(),
         seconds: None,
-        driver_yield: Duration::from_micros(50),
+        driver_yield: clockworker::DEFAULT_DRIVER_YIELD,
+        host_poll: clockworker::DEFAULT_HOST_POLL_INTERVAL,
+        lag_tolerance: Duration::from_micros(50),
         sched_latency: Duration::from_micros(500),
         min_slice: Duration::from_micros(50),
     };
@@ -92,6 +96,18 @@ fn options() -> Options {
                     value("--driver-yield-us")
                         .parse()
                         .expect("--driver-yield-us US"),
+                )
+            }
+            "--host-poll-us" => {
+                o.host_poll = Duration::from_micros(
+                    value("--host-poll-us").parse().expect("--host-poll-us US"),
+                )
+            }
+            "--lag-tolerance-us" => {
+                o.lag_tolerance = Duration::from_micros(
+                    value("--lag-tolerance-us")
+                        .parse()
+                        .expect("--lag-tolerance-us US"),
                 )
             }
             "--sched-latency-us" => {
@@ -220,6 +236,8 @@ fn main() {
             .with_sched_latency(o.sched_latency)
             .with_min_slice(o.min_slice)
             .with_driver_yield(o.driver_yield)
+            .with_host_poll_interval(o.host_poll)
+            .with_lag_tolerance(o.lag_tolerance)
             .build()
             .expect("valid configuration");
         let fg = executor.queue(Queue::Fg).unwrap();

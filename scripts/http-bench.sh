@@ -12,7 +12,8 @@
 #   CONNS [32]        concurrent keep-alive connections of the load generator
 #   BG [4]            background tasks in the "with background load" runs
 #   CHUNK_US [50]     CPU per background chunk (between two yields), µs
-#   DRIVER_YIELD_US [50]  clockworker's driver_yield, µs
+#   SERVER_ARGS [""]  more arguments for examples/http_server.rs in clockworker mode
+#                     (e.g. "--driver-yield-us 100 --lag-tolerance-us 0"; see its docs)
 #   PORT [18080]      port on 127.0.0.1
 #   PIN [1]           pin the server to CPU 0 and the load generator to CPU 1 (taskset)
 #   PRIORITY [0]      1: run everything in its own scheduler autogroup at nice -20
@@ -33,7 +34,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-32}
 BG=${BG:-4}
 CHUNK_US=${CHUNK_US:-50}
-DRIVER_YIELD_US=${DRIVER_YIELD_US:-50}
+SERVER_ARGS=${SERVER_ARGS:-}
 PORT=${PORT:-18080}
 PIN=${PIN:-1}
 PRIORITY=${PRIORITY:-0}
@@ -133,8 +134,13 @@ trap cleanup EXIT
 run() {
     local mode=$1 bg=$2
     local args=(--addr "127.0.0.1:$PORT" --bg "$bg" --chunk-us "$CHUNK_US"
-        --driver-yield-us "$DRIVER_YIELD_US" --seconds $((DURATION + 30)))
-    [ "$mode" = plain ] && args+=(--plain)
+        --seconds $((DURATION + 30)))
+    if [ "$mode" = plain ]; then
+        args+=(--plain)
+    else
+        # shellcheck disable=SC2206 # split on purpose: several arguments
+        args+=($SERVER_ARGS)
+    fi
     "${server_cpu[@]}" "$SERVER" "${args[@]}" >/dev/null 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 100); do
@@ -163,7 +169,7 @@ median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 col() { echo -n "${results[$1]}" | awk -v k="$2" 'NF {print $k}' | median; }
 
 echo
-echo "HTTP/1.1 hello-world, $CONNS connections, ${RATE:+open loop at $RATE requests/s, }${DURATION}s x $ROUNDS rounds (medians); background: $BG tasks of ${CHUNK_US}µs chunks; driver_yield ${DRIVER_YIELD_US}µs"
+echo "HTTP/1.1 hello-world, $CONNS connections, ${RATE:+open loop at $RATE requests/s, }${DURATION}s x $ROUNDS rounds (medians); background: $BG tasks of ${CHUNK_US}µs chunks${SERVER_ARGS:+; clockworker: $SERVER_ARGS}"
 echo
 echo "| server | background | req/s | p50 µs | p90 µs | p99 µs | p99 vs no background |"
 echo "|---|---|---:|---:|---:|---:|---:|"

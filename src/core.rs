@@ -115,8 +115,9 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(id: u64, ready: Ready, queue_count: usize, config: Config) -> Self {
+    pub(crate) fn new(id: u64, mut ready: Ready, queue_count: usize, config: Config) -> Self {
         let timed = (0..queue_count).map(|q| ready.is_timed(q)).collect();
+        ready.set_stop_at_switch(queue_count > 1 && config.host_poll_ns < config.driver_yield_ns);
         Core {
             id,
             remote: Arc::new(Remote::new(id)),
@@ -324,12 +325,11 @@ impl Core {
         self.driver_deadline_ns
             .set(turn_start.saturating_add(self.config.driver_yield_ns));
         if self.counters.len() > 1 {
-            // The slice running on from the last turn decides this turn's length
-            // (decided once per turn: nothing of it runs per poll).
+            // The slice running on from the last turn (with none, the queues that are
+            // ready) decides this turn's length, once per turn: nothing of it runs
+            // per poll.
             let running = self.ready.borrow().slice_queue();
-            if let Some(queue) = running {
-                self.driver_deadline_ns.set(self.turn_deadline(queue));
-            }
+            self.driver_deadline_ns.set(self.turn_deadline(running));
         }
         if let Some(since) = self.idle_since_ns.take() {
             let idle = &self.measure.idle_ns;
@@ -367,12 +367,32 @@ impl Core {
         cx: &mut Context<'_>,
         main_woken: &AtomicBool,
     ) -> Stop {
-        let driver_deadline = self.driver_deadline_ns.get();
+        let mut driver_deadline = self.driver_deadline_ns.get();
+        let mut polled = false;
         self.drain_inbox();
         loop {
             let now = self.now_ns.get();
             let chosen = self.ready.borrow_mut().next(now, self.turn_start_ns.get());
             let Some(chosen) = chosen else {
+                let switched = self.ready.borrow_mut().take_switched();
+                if let Some(queue) = switched {
+                    // A slice begins in a queue outranked by tasks that wait on the
+                    // host: give the host a look first (or, at the turn's start, just
+                    // after it had one, shorten the turn), as `turn_deadline` would
+                    // have had the slice begun with the turn.
+                    if self.outranked_by_waiting(queue) {
+                        if polled {
+                            return self.yield_to_host(cx);
+                        }
+                        driver_deadline = driver_deadline.min(
+                            self.turn_start_ns
+                                .get()
+                                .saturating_add(self.config.host_poll_ns),
+                        );
+                        self.driver_deadline_ns.set(driver_deadline);
+                    }
+                    continue;
+                }
                 self.remote.register_host(cx.waker());
                 if self.remote.is_notified() {
                     self.drain_inbox();
@@ -405,6 +425,7 @@ impl Core {
             #[cfg(feature = "tracing")]
             let span = crate::observe::poll_span(self.id, chosen.queue, meta.arrival);
             chosen.runnable.run();
+            polled = true;
             #[cfg(feature = "tracing")]
             crate::observe::end_poll_span(span);
             // Accounts the poll here, or while a propagated task panic unwinds.
@@ -417,9 +438,7 @@ impl Core {
                 return Stop::MainWoken;
             }
             if end >= driver_deadline || crate::host::budget_spent(self) {
-                self.remote.set_notified();
-                crate::host::yield_to_host(cx);
-                return Stop::DriverYield;
+                return self.yield_to_host(cx);
             }
             if self.remote.is_notified() {
                 self.drain_inbox();
@@ -427,34 +446,37 @@ impl Core {
         }
     }
 
-    /// When the current turn returns to the host if queue `running` is served: after
-    /// `driver_yield`, or after `host_poll_interval` while another queue that outranks
-    /// it (higher weight, or a latency queue) has live tasks that are not ready, i.e.
-    /// waiting on something the host may deliver. Decided at the start of each turn
-    /// from the slice running then; a slice that starts during the turn takes effect
-    /// from the next turn.
+    /// Returns to the host with work still ready: the host polls the loop again at once.
+    fn yield_to_host(&self, cx: &mut Context<'_>) -> Stop {
+        self.remote.set_notified();
+        crate::host::yield_to_host(cx);
+        Stop::DriverYield
+    }
+
+    /// When the current turn returns to the host: after `driver_yield`, or after
+    /// `host_poll_interval` while the queue served (the running slice's queue, or with
+    /// no slice running, any queue with ready tasks) is outranked by a queue whose live
+    /// tasks are not ready, i.e. wait on something the host may deliver. Decided at the
+    /// start of each turn; a slice that starts mid-turn in a queue so outranked first
+    /// returns to the host (see `poll_tasks`), so that its turn is decided the same way.
     #[cold]
     #[inline(never)]
-    fn turn_deadline(&self, running: usize) -> u64 {
+    fn turn_deadline(&self, running: Option<usize>) -> u64 {
         let full = self
             .turn_start_ns
             .get()
             .saturating_add(self.config.driver_yield_ns);
-        let queues = self.counters.len();
-        if queues == 1 || self.config.host_poll_ns >= self.config.driver_yield_ns {
+        if self.counters.len() == 1 || self.config.host_poll_ns >= self.config.driver_yield_ns {
             return full;
         }
-        let ready = self.ready.borrow();
-        let weight = ready.weight(running);
-        let outranked_waits = (0..queues).any(|q| {
-            if q == running || !(ready.weight(q) > weight || ready.is_latency(q)) {
-                return false;
+        let short = match running {
+            Some(queue) => self.outranked_by_waiting(queue),
+            None => {
+                let any_ready = |q: usize| self.ready.borrow().len(q) > 0;
+                (0..self.counters.len()).any(|q| any_ready(q) && self.outranked_by_waiting(q))
             }
-            let c = &self.counters[q];
-            let ended = c.completed.get() + c.cancelled.get() + c.panicked.get();
-            c.spawned.get().saturating_sub(ended) > ready.len(q) as u64
-        });
-        if outranked_waits {
+        };
+        if short {
             full.min(
                 self.turn_start_ns
                     .get()
@@ -463,6 +485,24 @@ impl Core {
         } else {
             full
         }
+    }
+
+    /// Whether queue `served` is outranked (see `outranks`) by a queue with live tasks
+    /// that are not ready: tasks that wait on something the host may deliver (a socket,
+    /// a timer), which the loop learns of only when it returns to the host.
+    #[cold]
+    #[inline(never)]
+    fn outranked_by_waiting(&self, served: usize) -> bool {
+        let ready = self.ready.borrow();
+        (0..self.counters.len())
+            .any(|q| outranks(&ready, q, served) && self.waits_on_host(&ready, q))
+    }
+
+    /// Whether queue `q` has live tasks that are not ready.
+    fn waits_on_host(&self, ready: &Ready, q: usize) -> bool {
+        let c = &self.counters[q];
+        let ended = c.completed.get() + c.cancelled.get() + c.panicked.get();
+        c.spawned.get().saturating_sub(ended) > ready.len(q) as u64
     }
 
     /// Books one `Runnable::run`: reads the clock if the task's wrapper did not (then
@@ -505,6 +545,12 @@ impl Core {
     pub(crate) fn set_polling(&self, polling: bool) {
         self.polling.set(polling);
     }
+}
+
+/// Whether queue `a` outranks queue `b` for the host-poll rules: a higher weight, or
+/// `a` is a latency queue.
+fn outranks(ready: &Ready, a: usize, b: usize) -> bool {
+    a != b && (ready.weight(a) > ready.weight(b) || ready.is_latency(a))
 }
 
 /// What the run loop knows about a task poll in progress; dropping it books the poll

@@ -28,7 +28,7 @@ pub enum BuildError<K> {
     /// A duration setting is zero or contradicts another setting.
     InvalidDuration {
         /// Which setting (`"sched_latency"`, `"min_slice"`, `"driver_yield"`,
-        /// `"latency_bound"`).
+        /// `"host_poll_interval"`, `"lag_tolerance"`, `"latency_bound"`).
         setting: &'static str,
         /// The value that was given.
         value: Duration,

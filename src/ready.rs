@@ -45,6 +45,11 @@ pub(crate) struct Ready {
     /// Set when a queue with an earlier virtual deadline became runnable during the
     /// running slice; the slice ends at the next poll boundary.
     preempt: bool,
+    /// When set, `next` stops (returns `None`) once when the running slice ends and
+    /// EEVDF picks another queue, recording that queue in `switched` (the new slice is
+    /// set, and the next call serves it).
+    stop_at_switch: bool,
+    switched: Option<usize>,
 }
 
 impl Ready {
@@ -58,6 +63,8 @@ impl Ready {
             eevdf,
             slice: None,
             preempt: false,
+            stop_at_switch: false,
+            switched: None,
         }
     }
 
@@ -80,6 +87,19 @@ impl Ready {
 
     pub(crate) fn weight(&self, q: usize) -> u32 {
         self.eevdf.weight(q)
+    }
+
+    /// Asks `next` to stop once each time a slice ends and another queue's begins
+    /// (see `take_switched`), so that the loop can decide whether to return to the host
+    /// before that queue is served.
+    pub(crate) fn set_stop_at_switch(&mut self, stop: bool) {
+        self.stop_at_switch = stop;
+    }
+
+    /// The queue whose new slice made the last `next` return `None`, if that is why it
+    /// did; the next call to `next` serves it.
+    pub(crate) fn take_switched(&mut self) -> Option<usize> {
+        self.switched.take()
     }
 
     /// The queue of the running slice, if any.
@@ -135,6 +155,16 @@ impl Ready {
                 self.eevdf.finish(still_runnable);
                 self.slice = None;
                 self.preempt = false;
+                let pick = self.eevdf.pick()?;
+                self.slice = Some(Slice {
+                    queue: pick.queue,
+                    end_ns: now_ns.saturating_add(pick.slice_ns),
+                });
+                if self.stop_at_switch && pick.queue != slice.queue {
+                    self.switched = Some(pick.queue);
+                    return None;
+                }
+                continue;
             }
             let pick = self.eevdf.pick()?;
             self.slice = Some(Slice {

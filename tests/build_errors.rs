@@ -170,6 +170,9 @@ fn durations_over_the_maximum_are_rejected() {
         .build()
         .unwrap_err();
     assert_invalid_duration(err, "driver_yield", Duration::MAX);
+
+    let err = one_queue().with_lag_tolerance(over).build().unwrap_err();
+    assert_invalid_duration(err, "lag_tolerance", over);
 }
 
 #[test]
@@ -186,6 +189,14 @@ fn boundary_durations_are_accepted() {
         .with_driver_yield(Duration::from_nanos(1))
         .build()
         .expect("1 ns is valid");
+    one_queue()
+        .with_lag_tolerance(Duration::ZERO)
+        .build()
+        .expect("no lag tolerance (strict EEVDF) is valid");
+    one_queue()
+        .with_lag_tolerance(MAX_DURATION_SETTING)
+        .build()
+        .expect("the maximum lag tolerance is valid");
 }
 
 #[test]

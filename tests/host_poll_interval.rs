@@ -3,10 +3,14 @@
 //! instead of every `driver_yield`, so those tasks' wakes (sockets, timers) are seen
 //! sooner. Measured by the number of returns to the host (`driver_yields`) while a
 //! background task keeps the loop busy: behaviour, with wide margins, not speed.
+//! And when a slice of such an outranked queue begins mid-turn, the loop first returns
+//! to the host: measured by the order of events around a socket write.
 
 mod common;
 
+use std::cell::RefCell;
 use std::future::pending;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clockworker::{yield_maybe, ExecutorBuilder};
@@ -68,5 +72,77 @@ fn nothing_parked_or_nothing_outranking_keeps_driver_yield_turns() {
     assert!(
         lower_weight_parked <= 15,
         "{lower_weight_parked} returns although the parked queue does not outrank Bg"
+    );
+}
+
+/// Fg task `writer` writes a byte to a socket whose other end Fg task `reader` waits
+/// on, then ends; Bg tasks are ready throughout, in chunks of 2 ms with `yield_maybe`
+/// between them. Returns the events in order: "write", "read", and one "bg" per chunk.
+/// (Fg owes a little service after the writer's poll; the lag tolerance lets it run
+/// again at once, so that what is measured is when the host is asked.)
+fn events_around_a_socket_write(host_poll: Duration) -> Vec<&'static str> {
+    let executor = ExecutorBuilder::new()
+        .with_queue(Q::Fg, 8)
+        .with_queue(Q::Bg, 1)
+        .with_driver_yield(DRIVER_YIELD)
+        .with_host_poll_interval(host_poll)
+        .with_lag_tolerance(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let fg = executor.queue(Q::Fg).unwrap();
+    let bg = executor.queue(Q::Bg).unwrap();
+    let events = Rc::new(RefCell::new(Vec::new()));
+    runtime().block_on(executor.run_until(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut tx, mut rx) = tokio::net::UnixStream::pair().unwrap();
+        let log = events.clone();
+        let reader = fg.spawn(async move {
+            let mut byte = [0u8];
+            rx.read_exact(&mut byte).await.unwrap();
+            log.borrow_mut().push("read");
+        });
+        // Let the reader park on its socket before anything else runs.
+        clockworker::yield_now().await;
+        for _ in 0..2 {
+            let log = events.clone();
+            bg.spawn(async move {
+                for _ in 0..10 {
+                    spin(Duration::from_millis(2));
+                    log.borrow_mut().push("bg");
+                    yield_maybe().await;
+                }
+            });
+        }
+        let log = events.clone();
+        fg.spawn(async move {
+            tx.write_all(&[1]).await.unwrap();
+            log.borrow_mut().push("write");
+        });
+        reader.await.unwrap();
+        events.take()
+    }))
+}
+
+#[test]
+fn a_bg_slice_beginning_mid_turn_lets_the_host_deliver_fg_wakes_first() {
+    let events = events_around_a_socket_write(HOST_POLL);
+    let write = events.iter().position(|e| *e == "write").expect("write");
+    assert_eq!(
+        events.get(write + 1),
+        Some(&"read"),
+        "the readable socket waited for Bg: {events:?}"
+    );
+}
+
+#[test]
+fn with_host_polls_off_the_bg_slice_runs_before_the_host_is_asked() {
+    // The control: the same run with the rule off (interval = driver_yield) serves Bg
+    // for the rest of the 40 ms turn before tokio sees the socket.
+    let events = events_around_a_socket_write(DRIVER_YIELD);
+    let write = events.iter().position(|e| *e == "write").expect("write");
+    assert_eq!(
+        events.get(write + 1),
+        Some(&"bg"),
+        "expected Bg chunks between the write and the read: {events:?}"
     );
 }

@@ -129,6 +129,22 @@
 //! debt `D`, it first waits the `D W_all / w` of (b). For the run loop this
 //! gives: queue delay ≤ longest poll + the time the loop is away from its
 //! queues (a driver round), provided the queue's demand stays within its share.
+//!
+//! # Lag tolerance
+//!
+//! With `set_lag_tolerance(T)`, "eligible" for `pick`, for the preemption test
+//! of `enqueue` and for the cut means `lag_i >= -T` instead of `lag_i >= 0`;
+//! delayed members still leave only with `lag >= 0`, and `finish` still keeps a
+//! queue that runs dry in debt as a delayed member. Why: a queue that ran a
+//! short burst beyond its share (a foreground request served while the
+//! background was runnable) and went to wait on the host comes back owing
+//! `t (1 - w_i/W)` for a burst of `t` — a few µs — and without a tolerance waits
+//! until the queue running meanwhile repays it, which cooperative tasks do only
+//! at their next yield: a whole chunk of work. The debt stays on the books, so
+//! shares over time are unchanged; bound (a) loosens on its lower side to
+//! `lag_i > -(T + (s_i + q)(1 - w_i/W_all))` (a slice now starts at `lag >= -T`),
+//! and the upper side and (b) grow accordingly through the zero sum of lags
+//! (the tests check the lower side and the shares).
 
 /// Largest accepted queue weight.
 ///
@@ -220,6 +236,9 @@ pub(crate) struct Eevdf {
     slice_ns: u64,
     sched_latency_ns: u64,
     min_slice_ns: u64,
+    /// A queue may start a slice while it owes up to this much service (see
+    /// `set_lag_tolerance`); 0: strictly eligible queues only.
+    lag_tolerance_ns: u64,
 }
 
 impl Eevdf {
@@ -257,9 +276,17 @@ impl Eevdf {
             slice_ns: 1,
             sched_latency_ns,
             min_slice_ns,
+            lag_tolerance_ns: 0,
         };
         e.update_slice();
         e
+    }
+
+    /// Lets a queue start a slice (be picked, preempt, or end a slice by a cut) while
+    /// its lag is down to `-tolerance_ns` instead of 0 (see "Lag tolerance" in the
+    /// module docs).
+    pub(crate) fn set_lag_tolerance(&mut self, tolerance_ns: u64) {
+        self.lag_tolerance_ns = tolerance_ns;
     }
 
     /// Makes `q` a latency queue with slices of `slice_ns` (see "Latency queues" in
@@ -381,7 +408,7 @@ impl Eevdf {
             self.active -= 1;
             if self.active == 0 {
                 self.clear_members();
-            } else if self.key(r) * i128::from(self.load) > self.key_sum {
+            } else if !self.repaid(r) {
                 self.queues[r].state = State::Delayed;
                 self.delayed += 1;
             } else {
@@ -472,8 +499,27 @@ impl Eevdf {
     }
 
     /// `v_q <= V`, exactly: `(v_q - base) W <= Σ w_j (v_j - base)`.
-    fn eligible(&self, q: usize) -> bool {
+    fn repaid(&self, q: usize) -> bool {
         self.key(q) * i128::from(self.load) <= self.key_sum
+    }
+
+    /// Whether `q` may start a slice: `lag_q >= -lag_tolerance`, i.e.
+    /// `(v_q - base) W - Σ w_j (v_j - base) <= tolerance * SCALE * W / w_q`.
+    fn eligible(&self, q: usize) -> bool {
+        self.excess(q) <= 0
+    }
+
+    /// How far `q` is from eligible, in units of `Σ w_j (v_j - base)` (each ns of
+    /// service to the running queue adds `SCALE`); `<= 0` when eligible.
+    fn excess(&self, q: usize) -> i128 {
+        let gap = self.key(q) * i128::from(self.load) - self.key_sum;
+        if self.lag_tolerance_ns == 0 || gap <= 0 {
+            return gap;
+        }
+        let allowance =
+            i128::from(self.lag_tolerance_ns) * i128::from(SCALE) * i128::from(self.load)
+                / i128::from(self.queues[q].weight);
+        gap - allowance
     }
 
     /// Ends the running slice (see `cut_due`) once the running queue has been
@@ -495,7 +541,7 @@ impl Eevdf {
                 return;
             }
         }
-        let gap = self.key(q) * i128::from(self.load) - self.key_sum;
+        let gap = self.excess(q);
         let need = if gap <= 0 {
             0
         } else {
@@ -568,7 +614,6 @@ impl Eevdf {
     /// ties); if none is eligible (unreachable, see invariants) the active one
     /// with the smallest `v`.
     fn search(&mut self) -> usize {
-        let load = i128::from(self.load);
         let mut best: Option<(i128, usize)> = None;
         let mut lowest: Option<(i128, usize)> = None;
         for i in 0..self.members.len() {
@@ -580,7 +625,7 @@ impl Eevdf {
             if lowest.is_none() || Some((key, j)) < lowest {
                 lowest = Some((key, j));
             }
-            if key * load <= self.key_sum {
+            if self.eligible(j) {
                 let d = key + self.slice_v(j) as i128;
                 if best.is_none() || Some((d, j)) < best {
                     best = Some((d, j));
@@ -596,7 +641,7 @@ impl Eevdf {
         let mut i = 0;
         while i < self.members.len() {
             let j = self.members[i];
-            if self.queues[j].state == State::Delayed && self.eligible(j) {
+            if self.queues[j].state == State::Delayed && self.repaid(j) {
                 self.delayed -= 1;
                 self.remove_member(j);
                 // Removing a member with lag >= 0 raises V: rescan from the start.
@@ -658,6 +703,9 @@ mod latency_tests;
 
 #[cfg(test)]
 mod cut_tests;
+
+#[cfg(test)]
+mod tolerance_tests;
 
 #[cfg(test)]
 mod proptests;
