@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release --example http_server -- [--plain] [--bg N] [--chunk-us US]
 //!     [--addr 127.0.0.1:8080] [--seconds S]
-//!     [--driver-yield-us US] [--sched-latency-us US] [--min-slice-us US]
+//!     [--driver-yield-us US] [--host-poll-us US] [--lag-tolerance-us US]
+//!     [--sched-latency-us US] [--min-slice-us US]
 //! ```
 //!
 //! - default: clockworker on a tokio current_thread runtime (inside a `LocalSet`), queue
@@ -18,10 +19,15 @@
 //!   `tokio::task::yield_now()` between them, the way one writes it for tokio.
 //! - `--bg N`: number of background tasks (default 4; 0 for none).
 //! - `--seconds S`: stop after S seconds and print statistics (default: run until killed).
-//! - `--driver-yield-us` (default 50), `--sched-latency-us` (500), `--min-slice-us` (50):
-//!   clockworker's settings. A request arriving while the background runs is seen
-//!   when the loop next returns to tokio, so `driver_yield` bounds how late that is;
-//!   each return costs tokio one non-blocking poll of its I/O driver.
+//! - clockworker's settings: `--driver-yield-us` (default 250, the library's),
+//!   `--host-poll-us` (50, the library's), `--lag-tolerance-us` (50; the library's is
+//!   0), `--sched-latency-us` (100) and `--min-slice-us` (50). A request arriving
+//!   while the background runs is seen when the loop next returns to tokio: with
+//!   connections parked in `Fg`, which outranks `Bg`, that is every host-poll
+//!   interval, and whenever a `Bg` slice is about to begin. The lag tolerance lets
+//!   `Fg` serve it at once although its last burst left it owing `Bg` a few µs, and
+//!   the short scheduling latency keeps each `Bg` slice to 50 µs (one chunk), so
+//!   that when `Bg` is owed its 1/9 it takes it in short pieces.
 //!
 //! With `HTTP_DEBUG=1` the clockworker mode also prints each queue's poll-time
 //! histogram on exit.
@@ -74,7 +80,7 @@ fn options() -> Options {
         driver_yield: clockworker::DEFAULT_DRIVER_YIELD,
         host_poll: clockworker::DEFAULT_HOST_POLL_INTERVAL,
         lag_tolerance: Duration::from_micros(50),
-        sched_latency: Duration::from_micros(500),
+        sched_latency: Duration::from_micros(100),
         min_slice: Duration::from_micros(50),
     };
     let mut args = std::env::args().skip(1);
@@ -230,9 +236,10 @@ fn main() {
         let executor = ExecutorBuilder::new()
             .with_queue(Queue::Fg, 8)
             .with_queue(Queue::Bg, 1)
-            // Short slices and frequent returns to tokio: while the background queue
-            // runs, a request waits at most about one driver_yield to be noticed and
-            // one chunk to be served.
+            // Short background slices, a look at tokio's sockets before each one and
+            // every host-poll interval, and no wait for a debt of a few µs: a request
+            // waits at most about the background chunk in progress (see the module
+            // docs).
             .with_sched_latency(o.sched_latency)
             .with_min_slice(o.min_slice)
             .with_driver_yield(o.driver_yield)

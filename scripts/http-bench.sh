@@ -44,7 +44,7 @@ cd "$(dirname "$0")/.."
 
 # Own autogroup at nice -20 (Linux, root): re-exec once inside a new session.
 if [ "$PRIORITY" = 1 ] && [ -z "${HTTP_BENCH_IN_GROUP:-}" ]; then
-    exec setsid env HTTP_BENCH_IN_GROUP=1 bash -c \
+    exec setsid -w env HTTP_BENCH_IN_GROUP=1 bash -c \
         'echo -20 > /proc/self/autogroup 2>/dev/null || echo "note: could not renice the autogroup" >&2; exec "$0" "$@"' \
         "$0" "$@"
 fi
