@@ -31,7 +31,7 @@
 //! | `clockworker_executor_polls_total` | counter | task polls |
 //! | `clockworker_executor_busy_time_ns_total` | counter | time polling tasks |
 //! | `clockworker_executor_idle_time_ns_total` | counter | time parked with nothing to run |
-//! | `clockworker_executor_driver_yields_total` | counter | returns to the host because `driver_yield` elapsed (or tokio's budget ran out) |
+//! | `clockworker_executor_driver_yields_total` | counter | returns to the host with tasks ready: `driver_yield` or the host-poll interval elapsed, an outranked slice was about to begin, or tokio's budget ran out |
 //! | `clockworker_executor_max_driver_gap_ns` | gauge | longest stretch without returning to the host |
 //! | `clockworker_executor_live_tasks` | gauge | tasks spawned and not yet finished |
 //!

@@ -121,7 +121,9 @@ pub struct ExecutorStats {
     /// Time the run loop was parked with nothing to run.
     pub idle_time: Duration,
     /// Times the run loop returned to the host runtime with tasks still ready: because
-    /// `driver_yield` elapsed, or because tokio's cooperative budget was spent.
+    /// `driver_yield` (or the host-poll interval) elapsed, because a slice of a queue
+    /// outranked by tasks waiting on the host was about to begin, or because tokio's
+    /// cooperative budget was spent.
     pub driver_yields: u64,
     /// Longest stretch the run loop kept the thread before returning to the host.
     pub max_driver_gap: Duration,
