@@ -52,8 +52,11 @@ fn flood_then_short<S: Scheduler>(scheduler: S) -> (Vec<u64>, u64) {
                 }
             }));
         }
-        // Let the flood get going: a few of its polls run first.
-        while flood_polls.get() < 10 {
+        // Let the flood get going: ~10 ms of its polls run first. LAS compares the
+        // tenants' service in wall time, so the margin must exceed what an OS
+        // preemption in the middle of one short task's poll charges tenant b (at 10
+        // flood polls, 200 µs, a loaded CI machine broke the bound).
+        while flood_polls.get() < 500 {
             yield_now().await;
         }
         let short = queue.group("tenant-b");
