@@ -15,18 +15,23 @@
 #   SERVER_ARGS [""]  more arguments for examples/http_server.rs in clockworker mode
 #                     (e.g. "--driver-yield-us 100 --lag-tolerance-us 0"; see its docs)
 #   PORT [18080]      port on 127.0.0.1
-#   PIN [1]           pin the server to CPU 0 and the load generator to CPU 1 (taskset)
+#   PIN [1]           pin the server to CPU $SERVER_CPU [0] and the load generator to
+#                     CPU $CLIENT_CPU [1] (taskset)
 #   PRIORITY [0]      1: run everything in its own scheduler autogroup at nice -20
 #                     (root; keeps other processes on a shared machine from adding
-#                     milliseconds of their own to the tail)
-#   LOADGEN [auto]    wrk or oha; auto prefers wrk, installs it from Debian if missing
-#                     (apt-get), else falls back to `cargo install oha`
+#                     milliseconds of their own to the tail), and the kernel's
+#                     ksoftirqd threads at nice -20 too for the run (restored at exit):
+#                     a server saturated by its background at nice -20 otherwise
+#                     starves the thread that delivers its packets
+#   LOADGEN [auto]    wrk, oha or http_load; auto: http_load with RATE, else wrk
+#                     (installed from Debian with apt-get if missing, else oha with cargo)
 #   RATE [unset]      open loop: send this many requests/s in all, whatever the
-#                     latency (oha -q, with --latency-correction so that a stalled
-#                     server is charged for the requests it delayed). Needs oha (auto
-#                     installs it with cargo). Unset: closed loop, each connection
-#                     sends its next request when the answer arrives (wrk), so the
-#                     latencies follow the throughput at saturation.
+#                     latency, each latency counted from when its request was due.
+#                     Uses examples/http_load.rs (one busy-polling thread, built here),
+#                     or oha -q with --latency-correction if LOADGEN=oha (oha needs more
+#                     than one core of this VM to keep its schedule). Unset: closed
+#                     loop, each connection sends its next request when the answer
+#                     arrives (wrk), so at saturation the latencies follow the throughput.
 set -euo pipefail
 
 DURATION=${DURATION:-5}
@@ -52,12 +57,10 @@ fi
 # --- load generator ------------------------------------------------------------------
 have() { command -v "$1" >/dev/null 2>&1; }
 if [ "$LOADGEN" = auto ] && [ -n "${RATE:-}" ]; then
-    if have oha || cargo install oha --locked; then
-        LOADGEN=oha
-    else
-        echo "RATE needs oha (cargo install oha)" >&2
-        exit 1
-    fi
+    LOADGEN=http_load
+fi
+if [ "$LOADGEN" = oha ] && ! have oha; then
+    cargo install oha --locked
 fi
 if [ "$LOADGEN" = auto ]; then
     if have wrk; then
@@ -75,14 +78,15 @@ fi
 echo "load generator: $LOADGEN"
 
 # --- server binary -----------------------------------------------------------------------
-cargo build --release --example http_server
+cargo build --release --example http_server --example http_load
 SERVER="${CARGO_TARGET_DIR:-target}/release/examples/http_server"
+HTTP_LOAD="${CARGO_TARGET_DIR:-target}/release/examples/http_load"
 
 server_cpu=()
 client_cpu=()
 if [ "$PIN" = 1 ] && have taskset && [ "$(nproc)" -ge 2 ]; then
-    server_cpu=(taskset -c 0)
-    client_cpu=(taskset -c 1)
+    server_cpu=(taskset -c "${SERVER_CPU:-0}")
+    client_cpu=(taskset -c "${CLIENT_CPU:-1}")
 fi
 
 # Converts wrk's "123.45us" / "1.20ms" / "2.00s" to microseconds.
@@ -96,7 +100,14 @@ to_us() {
 # Runs the load generator once; prints "rps p50 p90 p99" (latencies in µs).
 load() {
     local url="http://127.0.0.1:$PORT/"
-    if [ "$LOADGEN" = wrk ]; then
+    if [ "$LOADGEN" = http_load ]; then
+        local out
+        out=$("${client_cpu[@]}" "$HTTP_LOAD" --addr "127.0.0.1:$PORT" --rate "$RATE" \
+            --conns "$CONNS" --seconds "$DURATION" --warmup 0.5)
+        # "sent N done N rate R p50 A p90 B p99 C p99.9 D max E (µs) backlog max K"
+        echo "$out" | awk '{for (i = 1; i < NF; i++) v[$i] = $(i + 1);
+            print v["rate"], v["p50"], v["p90"], v["p99"]}'
+    elif [ "$LOADGEN" = wrk ]; then
         local out
         out=$("${client_cpu[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url")
         local rps p50 p90 p99
@@ -127,7 +138,21 @@ load() {
 }
 
 SERVER_PID=
-cleanup() { if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi; }
+# PRIORITY=1: ksoftirqd at our autogroup's priority for the run (see above).
+SOFTIRQ_NICE=()
+if [ "$PRIORITY" = 1 ] && have pgrep && have renice; then
+    for pid in $(pgrep ksoftirqd); do
+        SOFTIRQ_NICE+=("$pid:$(ps -o ni= -p "$pid" | tr -d ' ')")
+        renice -n -20 -p "$pid" >/dev/null 2>&1 || true
+    done
+fi
+
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    for entry in "${SOFTIRQ_NICE[@]}"; do
+        renice -n "${entry#*:}" -p "${entry%%:*}" >/dev/null 2>&1 || true
+    done
+}
 trap cleanup EXIT
 
 # One run: starts the server, waits for it to listen, loads it, stops it.
