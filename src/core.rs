@@ -361,14 +361,16 @@ impl Core {
     }
 
     /// Polls ready tasks until the driven future is woken, the driver-yield deadline
-    /// passes, or nothing is ready. Call between `begin_turn` and `end_turn`.
+    /// passes, or nothing is ready. Call between `begin_turn` and `end_turn`;
+    /// `polled` says whether a task was polled earlier in this turn (the turn may call
+    /// this again after polling the driven future), and is set when one is.
     pub(crate) fn poll_tasks(
         self: &Rc<Self>,
         cx: &mut Context<'_>,
         main_woken: &AtomicBool,
+        polled: &mut bool,
     ) -> Stop {
         let mut driver_deadline = self.driver_deadline_ns.get();
-        let mut polled = false;
         self.drain_inbox();
         loop {
             let now = self.now_ns.get();
@@ -381,7 +383,7 @@ impl Core {
                     // after it had one, shorten the turn), as `turn_deadline` would
                     // have had the slice begun with the turn.
                     if self.outranked_by_waiting(queue) {
-                        if polled {
+                        if *polled {
                             return self.yield_to_host(cx);
                         }
                         driver_deadline = driver_deadline.min(
@@ -425,7 +427,7 @@ impl Core {
             #[cfg(feature = "tracing")]
             let span = crate::observe::poll_span(self.id, chosen.queue, meta.arrival);
             chosen.runnable.run();
-            polled = true;
+            *polled = true;
             #[cfg(feature = "tracing")]
             crate::observe::end_poll_span(span);
             // Accounts the poll here, or while a propagated task panic unwinds.

@@ -129,6 +129,7 @@ impl<K: QueueKey> Executor<K> {
         self.consult_controllers();
         #[cfg(any(feature = "metrics", feature = "tracing"))]
         crate::observe::on_turn(self);
+        let mut polled = false;
         loop {
             let woken = main_woken.swap(false, Ordering::AcqRel);
             if let Poll::Ready(output) = poll_main(woken) {
@@ -139,7 +140,7 @@ impl<K: QueueKey> Executor<K> {
                 // Keep the driven future's poll out of the next task's measured time.
                 self.core.refresh_clock();
             }
-            match self.core.poll_tasks(cx, main_woken) {
+            match self.core.poll_tasks(cx, main_woken, &mut polled) {
                 Stop::MainWoken => continue,
                 stop => {
                     if let Poll::Ready(output) = poll_main(false) {
