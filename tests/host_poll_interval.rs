@@ -127,12 +127,17 @@ fn events_around_a_socket_write(host_poll: Duration) -> Vec<&'static str> {
     }))
 }
 
+/// The event right after "write".
+fn after_write<'a>(events: &'a [&'static str]) -> Option<&'a &'static str> {
+    let write = events.iter().position(|e| *e == "write").expect("write");
+    events.get(write + 1)
+}
+
 #[test]
 fn a_bg_slice_beginning_mid_turn_lets_the_host_deliver_fg_wakes_first() {
     let events = events_around_a_socket_write(HOST_POLL);
-    let write = events.iter().position(|e| *e == "write").expect("write");
     assert_eq!(
-        events.get(write + 1),
+        after_write(&events),
         Some(&"read"),
         "the readable socket waited for Bg: {events:?}"
     );
@@ -143,9 +148,8 @@ fn with_host_polls_off_the_bg_slice_runs_before_the_host_is_asked() {
     // The control: the same run with the rule off (interval = driver_yield) serves Bg
     // for the rest of the turn before tokio sees the socket.
     let events = events_around_a_socket_write(LONG_TURN);
-    let write = events.iter().position(|e| *e == "write").expect("write");
     assert_eq!(
-        events.get(write + 1),
+        after_write(&events),
         Some(&"bg"),
         "expected Bg chunks between the write and the read: {events:?}"
     );

@@ -184,18 +184,15 @@ fn long_idle_queue_gets_no_banked_credit() {
     assert!(max_excess < (slice + max_poll) as f64);
 }
 
-#[test]
-fn debt_survives_going_idle() {
-    // Queue 1 serves a slice, runs dry, and is back one poll into queue 0's
-    // slice, over and over; a preemption it asks for is honoured. Were its
-    // debt wiped by going idle, it would come back at V with an earlier
-    // deadline, cut queue 0's slice after one poll each time and take ~90%.
-    let mut e = busy(&[1, 1], 2 * MS, 100 * US);
+/// Queue 1 of two equal queues serves a slice, runs dry, and is back one poll into
+/// queue 0's slice, over and over; a preemption it asks for is honoured. Returns
+/// queue 1's share of the service (invariants checked after every slice).
+pub(super) fn bursty_share(e: &mut Eevdf) -> f64 {
     let mut service = [0u64; 2];
     for _ in 0..5_000 {
         let p = e.pick().unwrap();
         if p.queue == 1 {
-            service[1] += serve_slice(&mut e, p.slice_ns, || 100 * US);
+            service[1] += serve_slice(e, p.slice_ns, || 100 * US);
             e.finish(false);
         } else {
             e.charge(100 * US);
@@ -204,12 +201,19 @@ fn debt_survives_going_idle() {
                 e.finish(true);
                 continue;
             }
-            service[0] += serve_slice(&mut e, p.slice_ns - 100 * US, || 100 * US);
+            service[0] += serve_slice(e, p.slice_ns - 100 * US, || 100 * US);
             e.finish(true);
         }
-        check_invariants(&e);
+        check_invariants(e);
     }
-    let share = service[1] as f64 / (service[0] + service[1]) as f64;
+    service[1] as f64 / (service[0] + service[1]) as f64
+}
+
+#[test]
+fn debt_survives_going_idle() {
+    // Were the bursty queue's debt wiped by going idle, it would come back at V with
+    // an earlier deadline, cut queue 0's slice after one poll each time and take ~90%.
+    let share = bursty_share(&mut busy(&[1, 1], 2 * MS, 100 * US));
     eprintln!("bursty queue share {share:.4} (fair 0.5 while runnable)");
     assert!(share < 0.501, "{share}");
 }

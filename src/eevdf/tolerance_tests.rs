@@ -1,7 +1,7 @@
 //! Lag tolerance: a queue owing less than the tolerance is served at once, a larger
 //! debt is still repaid first, and shares over time do not move.
 
-use super::tests::Rng;
+use super::tests::{bursty_share, Rng};
 use super::*;
 
 const US: u64 = 1_000;
@@ -182,39 +182,11 @@ fn shares_over_time_do_not_move() {
 
 #[test]
 fn a_bursty_queue_gains_nothing_from_the_tolerance() {
-    // As `debt_survives_going_idle`, with 100 µs of tolerance: queue 1 serves a
-    // slice, runs dry and is back one poll into queue 0's slice, over and over.
+    // As `debt_survives_going_idle`, with 100 µs of tolerance.
     let mut e = Eevdf::new(&[1, 1], 2 * MS, 100 * US);
     e.set_lag_tolerance(100 * US);
     e.enqueue(0);
     e.enqueue(1);
-    let mut service = [0u64; 2];
-    for _ in 0..5_000 {
-        let p = e.pick().unwrap();
-        if p.queue == 1 {
-            let mut used = 0;
-            while used < p.slice_ns {
-                e.charge(100 * US);
-                used += 100 * US;
-            }
-            service[1] += used;
-            e.finish(false);
-        } else {
-            e.charge(100 * US);
-            service[0] += 100 * US;
-            if !e.is_runnable(1) && e.enqueue(1) {
-                e.finish(true);
-                continue;
-            }
-            let mut used = 100 * US;
-            while used < p.slice_ns {
-                e.charge(100 * US);
-                used += 100 * US;
-            }
-            service[0] += used - 100 * US;
-            e.finish(true);
-        }
-    }
-    let share = service[1] as f64 / (service[0] + service[1]) as f64;
+    let share = bursty_share(&mut e);
     assert!(share < 0.51, "bursty queue share {share:.4}, fair 0.5");
 }
