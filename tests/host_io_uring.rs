@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::with_watchdog;
+use common::{spin, with_watchdog, Q};
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -15,17 +15,30 @@ use std::time::{Duration, Instant};
 
 use clockworker::{yield_maybe, ExecutorBuilder};
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Q {
-    Fg,
-    Bg,
-}
-
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
+/// Runs an executor whose task receives 3,000 values that another thread sends through
+/// a bounded tokio channel (each send may wake the task from that thread); returns what
+/// the task received. The host runtime drives the returned future.
+async fn values_sent_from_a_thread() -> Vec<u32> {
+    let executor = ExecutorBuilder::new().with_queue(Q::Fg, 1).build().unwrap();
+    let q = executor.queue(Q::Fg).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
+    let sender = thread::spawn(move || {
+        for i in 0..3_000 {
+            tx.blocking_send(i).unwrap();
+        }
+    });
+    let got = executor
+        .run_until(q.spawn(async move {
+            let mut got = Vec::new();
+            while let Some(v) = rx.recv().await {
+                got.push(v);
+            }
+            got
+        }))
+        .await
+        .unwrap();
+    sender.join().unwrap();
+    got
 }
 
 mod monoio_host {
@@ -230,25 +243,7 @@ mod monoio_host {
             "the host or the run loop stalled",
             || {
                 let mut rt = runtime()?;
-                let executor = ExecutorBuilder::new().with_queue(Q::Fg, 1).build().unwrap();
-                let q = executor.queue(Q::Fg).unwrap();
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
-                let sender = thread::spawn(move || {
-                    for i in 0..3_000 {
-                        tx.blocking_send(i).unwrap();
-                    }
-                });
-                let got = rt
-                    .block_on(executor.run_until(q.spawn(async move {
-                        let mut got = Vec::new();
-                        while let Some(v) = rx.recv().await {
-                            got.push(v);
-                        }
-                        got
-                    })))
-                    .unwrap();
-                sender.join().unwrap();
-                Some(got)
+                Some(rt.block_on(values_sent_from_a_thread()))
             },
         );
         if let Some(got) = got {
@@ -424,30 +419,7 @@ mod glommio_host {
         let got = with_watchdog(
             Duration::from_secs(20),
             "the host or the run loop stalled",
-            || {
-                run_glommio(|| async {
-                    let executor = ExecutorBuilder::new().with_queue(Q::Fg, 1).build().unwrap();
-                    let q = executor.queue(Q::Fg).unwrap();
-                    let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
-                    let sender = thread::spawn(move || {
-                        for i in 0..3_000 {
-                            tx.blocking_send(i).unwrap();
-                        }
-                    });
-                    let got = executor
-                        .run_until(q.spawn(async move {
-                            let mut got = Vec::new();
-                            while let Some(v) = rx.recv().await {
-                                got.push(v);
-                            }
-                            got
-                        }))
-                        .await
-                        .unwrap();
-                    sender.join().unwrap();
-                    got
-                })
-            },
+            || run_glommio(values_sent_from_a_thread),
         );
         if let Some(got) = got {
             assert_eq!(got, (0..3_000).collect::<Vec<_>>());
