@@ -36,6 +36,49 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// The executor of the observability tests: "fg" (weight 3) and "bg" (weight 1), task
+/// panics reported through join handles.
+pub fn observed_executor() -> Rc<clockworker::Executor<&'static str>> {
+    clockworker::ExecutorBuilder::new()
+        .with_queue("fg", 3)
+        .with_queue("bg", 1)
+        .with_panic_on_task_panic(false)
+        .build()
+        .expect("executor")
+}
+
+/// On an `observed_executor`: 5 tasks on "fg" that yield twice (3 polls each), and on
+/// "bg" one task that panics and one that is aborted while parked.
+pub fn observed_workload(
+    rt: &tokio::runtime::Runtime,
+    executor: &Rc<clockworker::Executor<&'static str>>,
+) {
+    let fg = executor.queue("fg").unwrap();
+    let bg = executor.queue("bg").unwrap();
+    rt.block_on(executor.run_until(async move {
+        let handles: Vec<_> = (0..5)
+            .map(|i| {
+                fg.spawn(async move {
+                    clockworker::yield_now().await;
+                    clockworker::yield_now().await;
+                    i
+                })
+            })
+            .collect();
+        let panics = bg.spawn(async { panic!("task panic on purpose") });
+        let parked = bg.spawn(std::future::pending::<()>());
+        for (i, handle) in handles.into_iter().enumerate() {
+            assert_eq!(handle.await.unwrap(), i);
+        }
+        assert!(panics.await.unwrap_err().is_panic());
+        parked.abort();
+        assert!(matches!(
+            parked.await,
+            Err(clockworker::JoinError::Cancelled)
+        ));
+    }));
+}
+
 /// Runs `future` on a fresh tokio current_thread runtime inside a `LocalSet`, the host
 /// every test uses unless it says otherwise.
 pub fn block_on_local<F: Future>(future: F) -> F::Output {
