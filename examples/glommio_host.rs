@@ -1,4 +1,5 @@
-//! clockworker on glommio (io_uring), and glommio's caveat: its preemption timer.
+//! clockworker on glommio (io_uring), and glommio's two caveats: its preemption timer,
+//! and wakes from other threads.
 //!
 //! glommio lets a task queue run until its `preempt_timer` expires (100 ms by default)
 //! before it looks at timers and other queues. The clockworker run loop wakes itself at
@@ -9,6 +10,13 @@
 //!
 //! The program runs 100 ms of CPU-bound clockworker work beside a glommio ticker on a
 //! 1 ms timer, with both settings, and prints the ticks.
+//!
+//! glommio 0.9 can also go to sleep with a wake from another thread queued: the woken
+//! task then waits for glommio's next timer or I/O event. This is glommio's, not
+//! clockworker's: a plain glommio task receiving from another thread stalls the same
+//! way. A glommio timer that fires every few milliseconds bounds the wait. The program
+//! sends 3,000 values from a thread to a clockworker task, 20 times, beside a glommio
+//! ticker of 500 ms and of 2 ms, and prints the longest wait for one value.
 //!
 //! `cargo run --release --example glommio_host` (Linux with io_uring and at least
 //! 512 KiB of locked memory, `ulimit -l`; prints why and exits otherwise).
@@ -86,6 +94,51 @@ mod host {
         handle.join().map_err(|e| e.to_string())
     }
 
+    /// `rounds` times, 3,000 values sent from another thread to a clockworker task,
+    /// beside a glommio timer that fires every `tick`; returns the longest wait for one
+    /// value.
+    fn cross_thread_wakes(tick: Duration, rounds: u32) -> Result<Duration, String> {
+        let mut worst = Duration::ZERO;
+        for _ in 0..rounds {
+            let handle = LocalExecutorBuilder::default()
+                .preempt_timer(Duration::from_millis(1))
+                .spawn(move || async move {
+                    let ticker = glommio::spawn_local(async move {
+                        loop {
+                            glommio::timer::sleep(tick).await;
+                        }
+                    })
+                    .detach();
+                    let executor = ExecutorBuilder::new()
+                        .with_queue("requests", 1)
+                        .build()
+                        .expect("valid configuration");
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
+                    let sender = std::thread::spawn(move || {
+                        for i in 0..3_000 {
+                            tx.blocking_send(i).expect("receiver alive");
+                        }
+                    });
+                    let receiver = executor.queue("requests").unwrap().spawn(async move {
+                        let mut worst = Duration::ZERO;
+                        let mut last = Instant::now();
+                        while rx.recv().await.is_some() {
+                            worst = worst.max(last.elapsed());
+                            last = Instant::now();
+                        }
+                        worst
+                    });
+                    let worst = executor.run_until(receiver).await.unwrap();
+                    sender.join().expect("sender thread");
+                    ticker.cancel();
+                    worst
+                })
+                .map_err(|e| e.to_string())?;
+            worst = worst.max(handle.join().map_err(|e| e.to_string())?);
+        }
+        Ok(worst)
+    }
+
     pub fn main() {
         for (label, preempt) in [
             ("default preempt_timer (100 ms)", None),
@@ -102,6 +155,15 @@ mod host {
                     );
                     return;
                 }
+            }
+        }
+        println!("glommio, 3,000 values from another thread to a clockworker task, 20 rounds:");
+        for tick in [Duration::from_millis(500), Duration::from_millis(2)] {
+            match cross_thread_wakes(tick, 20) {
+                Ok(worst) => println!(
+                    "    beside a glommio timer every {tick:?}: longest wait for one value {worst:?}"
+                ),
+                Err(reason) => println!("skipping: glommio could not start ({reason})"),
             }
         }
     }
