@@ -42,6 +42,12 @@
 //! `task` (the task's arrival number: its spawn order in the executor, stable across
 //! its polls). A span costs nothing but a level check when no subscriber wants it.
 //! Dropping an aborted task's future is not a poll and has no span.
+//!
+//! tracing caches a callsite's interest process-wide at its first hit, and while one
+//! dispatcher is registered it asks the hitting thread's default subscriber. A scoped
+//! subscriber (`with_default`) on one thread and task polls on threads without one can
+//! so disable the span everywhere; a global subscriber cannot. `tests/tracing_spans.rs`
+//! runs its tests one at a time for this reason.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
