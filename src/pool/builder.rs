@@ -47,7 +47,7 @@ impl<K: QueueKey + Send + Sync> PoolBuilder<K> {
     }
 }
 
-impl<K: QueueKey + Send + Sync, H: ShardHost> PoolBuilder<K, H> {
+impl<K: QueueKey + Send + Sync, H> PoolBuilder<K, H> {
     /// Runs every shard on `host` instead: each shard thread builds its own runtime with
     /// [`ShardHost::build`] and blocks on its run loop with [`ShardHost::block_on`].
     pub fn host<H2: ShardHost>(self, host: H2) -> PoolBuilder<K, H2> {
@@ -94,7 +94,9 @@ impl<K: QueueKey + Send + Sync, H: ShardHost> PoolBuilder<K, H> {
         self.stack_size = Some(bytes);
         self
     }
+}
 
+impl<K: QueueKey + Send + Sync, H: ShardHost> PoolBuilder<K, H> {
     /// Starts the shard threads and returns once all of them run their executor.
     /// On error, the shards already started are shut down and joined first.
     pub fn build(self) -> Result<Pool<K>, PoolError<K>> {

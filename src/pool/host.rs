@@ -48,6 +48,10 @@ use std::io;
 /// futures_lite::future::block_on(slept.unwrap()).unwrap();
 /// pool.shutdown().unwrap();
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a shard host",
+    note = "`TokioHost` is one only with clockworker's `tokio` feature; otherwise pick a host with `PoolBuilder::host`, e.g. `SmolHost`"
+)]
 pub trait ShardHost: Send + Sync + 'static {
     /// The per-shard runtime (a tokio runtime, an executor, or `()` when blocking on
     /// the future needs no state).
@@ -73,9 +77,15 @@ pub trait ShardHost: Send + Sync + 'static {
 /// tokio build has (`enable_all`), so tasks on the shard use tokio's sockets and timers.
 /// Inside it the run loop returns to tokio through its deferred-wake list, as any
 /// clockworker executor does inside tokio.
+///
+/// It is a host only with the `tokio` feature (on by default). Without it,
+/// [`PoolBuilder::new`](super::PoolBuilder::new) still starts from `TokioHost`, but
+/// the pool builds only once another host is chosen with
+/// [`host`](super::PoolBuilder::host), e.g. [`SmolHost`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioHost;
 
+#[cfg(feature = "tokio")]
 impl ShardHost for TokioHost {
     type Runtime = tokio::runtime::Runtime;
 
