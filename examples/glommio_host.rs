@@ -15,8 +15,9 @@
 //! task then waits for glommio's next timer or I/O event. This is glommio's, not
 //! clockworker's: a plain glommio task receiving from another thread stalls the same
 //! way. A glommio timer that fires every few milliseconds bounds the wait. The program
-//! sends 3,000 values from a thread to a clockworker task, 20 times, beside a glommio
-//! ticker of 500 ms and of 2 ms, and prints the longest wait for one value.
+//! sends 3,000 values from a thread, 20 times, to a plain glommio task beside a 500 ms
+//! glommio ticker, and to a clockworker task beside a ticker of 500 ms and of 2 ms, and
+//! prints the longest wait for one value.
 //!
 //! `cargo run --release --example glommio_host` (Linux with io_uring and at least
 //! 512 KiB of locked memory, `ulimit -l`; prints why and exits otherwise).
@@ -94,10 +95,25 @@ mod host {
         handle.join().map_err(|e| e.to_string())
     }
 
-    /// `rounds` times, 3,000 values sent from another thread to a clockworker task,
-    /// beside a glommio timer that fires every `tick`; returns the longest wait for one
-    /// value.
-    fn cross_thread_wakes(tick: Duration, rounds: u32) -> Result<Duration, String> {
+    /// The longest wait for one value, receiving until the channel closes.
+    async fn longest_wait(mut rx: tokio::sync::mpsc::Receiver<u32>) -> Duration {
+        let mut worst = Duration::ZERO;
+        let mut last = Instant::now();
+        while rx.recv().await.is_some() {
+            worst = worst.max(last.elapsed());
+            last = Instant::now();
+        }
+        worst
+    }
+
+    /// `rounds` times, 3,000 values sent from another thread to a receiving task (a
+    /// clockworker task, or a plain glommio one), beside a glommio timer that fires
+    /// every `tick`; returns the longest wait for one value.
+    fn cross_thread_wakes(
+        tick: Duration,
+        rounds: u32,
+        through_clockworker: bool,
+    ) -> Result<Duration, String> {
         let mut worst = Duration::ZERO;
         for _ in 0..rounds {
             let handle = LocalExecutorBuilder::default()
@@ -109,26 +125,22 @@ mod host {
                         }
                     })
                     .detach();
-                    let executor = ExecutorBuilder::new()
-                        .with_queue("requests", 1)
-                        .build()
-                        .expect("valid configuration");
-                    let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(4);
+                    let (tx, rx) = tokio::sync::mpsc::channel::<u32>(4);
                     let sender = std::thread::spawn(move || {
                         for i in 0..3_000 {
                             tx.blocking_send(i).expect("receiver alive");
                         }
                     });
-                    let receiver = executor.queue("requests").unwrap().spawn(async move {
-                        let mut worst = Duration::ZERO;
-                        let mut last = Instant::now();
-                        while rx.recv().await.is_some() {
-                            worst = worst.max(last.elapsed());
-                            last = Instant::now();
-                        }
-                        worst
-                    });
-                    let worst = executor.run_until(receiver).await.unwrap();
+                    let worst = if through_clockworker {
+                        let executor = ExecutorBuilder::new()
+                            .with_queue("requests", 1)
+                            .build()
+                            .expect("valid configuration");
+                        let receiver = executor.queue("requests").unwrap().spawn(longest_wait(rx));
+                        executor.run_until(receiver).await.unwrap()
+                    } else {
+                        longest_wait(rx).await
+                    };
                     sender.join().expect("sender thread");
                     ticker.cancel();
                     worst
@@ -157,11 +169,15 @@ mod host {
                 }
             }
         }
-        println!("glommio, 3,000 values from another thread to a clockworker task, 20 rounds:");
-        for tick in [Duration::from_millis(500), Duration::from_millis(2)] {
-            match cross_thread_wakes(tick, 20) {
+        println!("glommio, 3,000 values from another thread, 20 rounds:");
+        for (receiver, tick, through_clockworker) in [
+            ("a plain glommio task", Duration::from_millis(500), false),
+            ("a clockworker task", Duration::from_millis(500), true),
+            ("a clockworker task", Duration::from_millis(2), true),
+        ] {
+            match cross_thread_wakes(tick, 20, through_clockworker) {
                 Ok(worst) => println!(
-                    "    beside a glommio timer every {tick:?}: longest wait for one value {worst:?}"
+                    "    to {receiver}, beside a glommio timer every {tick:?}: longest wait for one value {worst:?}"
                 ),
                 Err(reason) => println!("skipping: glommio could not start ({reason})"),
             }
