@@ -553,6 +553,9 @@ impl Eevdf {
 mod tests;
 
 #[cfg(test)]
+mod random_tests;
+
+#[cfg(test)]
 mod latency_tests;
 
 #[cfg(test)]
