@@ -69,18 +69,18 @@ pub(crate) fn cw_executor(latency_queue: bool) -> Rc<Executor<Q>> {
     builder.build().expect("executor")
 }
 
-/// The result of a clockworker run: the latencies, the background work done, and the
-/// executor's own statistics.
-pub(crate) fn cw_result(
+/// The result of a run: the latencies, the background work done, and for clockworker
+/// the executor's own statistics.
+pub(crate) fn run_result(
     lat: &Latencies,
     bg_done: (u64, Duration),
-    executor: &Executor<Q>,
+    executor: Option<&Executor<Q>>,
 ) -> RunResult {
     RunResult {
         latencies: lat.take(),
         bg_segments: bg_done.0,
         bg_cpu: bg_done.1,
-        cw: Some(cw_diag(executor)),
+        cw: executor.map(cw_diag),
     }
 }
 
@@ -145,12 +145,7 @@ pub(crate) fn run_tokio(seconds: f64, bg: bool) -> RunResult {
         bg_done
     });
     gen.join().expect("generator");
-    RunResult {
-        latencies: lat.take(),
-        bg_segments: bg_done.0,
-        bg_cpu: bg_done.1,
-        cw: None,
-    }
+    run_result(&lat, bg_done, None)
 }
 
 /// The dispatcher for clockworker: receive requests, spawn them onto Fg, wait for all.
@@ -198,7 +193,7 @@ pub(crate) fn run_cw_run_until(seconds: f64, bg: bool, latency_queue: bool) -> R
         done
     }));
     gen.join().expect("generator");
-    cw_result(&lat, bg_done, &executor)
+    run_result(&lat, bg_done, Some(&executor))
 }
 
 /// clockworker hosted as one task of a `LocalSet`, beside a dispatcher task and a
@@ -244,7 +239,7 @@ pub(crate) fn run_cw_on_localset(seconds: f64) -> RunResult {
         done
     });
     gen.join().expect("generator");
-    cw_result(&lat, bg_done, &executor)
+    run_result(&lat, bg_done, Some(&executor))
 }
 
 /// Foreground on this thread's runtime, background on a second runtime and thread.
@@ -290,10 +285,5 @@ pub(crate) fn run_tokio_fg_with_count(seconds: f64, count: &Arc<BgCount>) -> Run
         done
     });
     gen.join().expect("generator");
-    RunResult {
-        latencies: lat.take(),
-        bg_segments: bg_done.0,
-        bg_cpu: bg_done.1,
-        cw: None,
-    }
+    run_result(&lat, bg_done, None)
 }
