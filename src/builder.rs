@@ -263,13 +263,7 @@ impl<K: QueueKey> ExecutorBuilder<K> {
         check_duration("min_slice", self.min_slice)?;
         check_duration("driver_yield", self.driver_yield)?;
         check_duration("host_poll_interval", self.host_poll_interval)?;
-        if self.lag_tolerance > MAX_DURATION_SETTING {
-            return Err(BuildError::InvalidDuration {
-                setting: "lag_tolerance",
-                value: self.lag_tolerance,
-                requirement: "must be at most one hour",
-            });
-        }
+        check_duration_or_zero("lag_tolerance", self.lag_tolerance)?;
         if self.min_slice > self.sched_latency {
             return Err(BuildError::InvalidDuration {
                 setting: "min_slice",
@@ -282,11 +276,28 @@ impl<K: QueueKey> ExecutorBuilder<K> {
 }
 
 fn check_duration<K>(setting: &'static str, value: Duration) -> Result<(), BuildError<K>> {
-    if value.is_zero() || value > MAX_DURATION_SETTING {
+    check_duration_bounds(setting, value, false)
+}
+
+/// As `check_duration`, for settings where zero means "off".
+fn check_duration_or_zero<K>(setting: &'static str, value: Duration) -> Result<(), BuildError<K>> {
+    check_duration_bounds(setting, value, true)
+}
+
+fn check_duration_bounds<K>(
+    setting: &'static str,
+    value: Duration,
+    zero_allowed: bool,
+) -> Result<(), BuildError<K>> {
+    if (value.is_zero() && !zero_allowed) || value > MAX_DURATION_SETTING {
         return Err(BuildError::InvalidDuration {
             setting,
             value,
-            requirement: "must be greater than zero and at most one hour",
+            requirement: if zero_allowed {
+                "must be at most one hour"
+            } else {
+                "must be greater than zero and at most one hour"
+            },
         });
     }
     Ok(())

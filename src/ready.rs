@@ -143,6 +143,8 @@ impl Ready {
             return self.pop_from(0, now_ns, turn_start_ns, u64::MAX);
         }
         loop {
+            // The queue whose slice just ended, if one did.
+            let mut ended = None;
             if let Some(slice) = self.slice {
                 if !self.preempt && now_ns < slice.end_ns && !self.eevdf.cut_due(0) {
                     if let Some(chosen) =
@@ -155,22 +157,17 @@ impl Ready {
                 self.eevdf.finish(still_runnable);
                 self.slice = None;
                 self.preempt = false;
-                let pick = self.eevdf.pick()?;
-                self.slice = Some(Slice {
-                    queue: pick.queue,
-                    end_ns: now_ns.saturating_add(pick.slice_ns),
-                });
-                if self.stop_at_switch && pick.queue != slice.queue {
-                    self.switched = Some(pick.queue);
-                    return None;
-                }
-                continue;
+                ended = Some(slice.queue);
             }
             let pick = self.eevdf.pick()?;
             self.slice = Some(Slice {
                 queue: pick.queue,
                 end_ns: now_ns.saturating_add(pick.slice_ns),
             });
+            if self.stop_at_switch && ended.is_some_and(|queue| queue != pick.queue) {
+                self.switched = Some(pick.queue);
+                return None;
+            }
         }
     }
 
