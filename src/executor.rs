@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+#[cfg(feature = "metrics")]
 use std::time::Duration;
 
 use crate::context::{with_current, Entered};
@@ -16,12 +17,15 @@ use crate::controller::AttachedController;
 use crate::core::{Config, Core, Stop};
 use crate::eevdf::MAX_WEIGHT;
 use crate::error::{SetWeightError, SpawnError};
+use crate::inbox::Inbox;
+#[cfg(feature = "metrics")]
+use crate::observe::metrics::MetricsExport;
 use crate::queue::{QueueHandle, QueueKey};
 use crate::ready::Ready;
-use crate::remote::Remote;
 use crate::remote_spawn::RemoteSpawner;
+use crate::spawn::{deregister_local, register_local};
 use crate::stats::{ExecutorStats, QueueStats};
-use crate::task::schedule::{deregister_local, register_local};
+use crate::task::Runnable;
 
 /// Source of executor ids, unique in the process.
 static NEXT_EXECUTOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -42,7 +46,10 @@ pub struct Executor<K> {
     core: Rc<Core>,
     keys: Vec<K>,
     index: HashMap<K, usize>,
-    controllers: RefCell<Vec<AttachedController<K>>>,
+    /// Weight controllers, with the index of the queue each one steers.
+    controllers: RefCell<Vec<(usize, AttachedController<K>)>>,
+    #[cfg(feature = "metrics")]
+    metrics: RefCell<MetricsExport>,
 }
 
 impl<K: QueueKey> Executor<K> {
@@ -59,14 +66,30 @@ impl<K: QueueKey> Executor<K> {
             "an executor holds at most u32::MAX queues"
         );
         let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
-        let core = Rc::new(Core::new(id, ready, keys.len(), config));
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        let labels = crate::observe::key_labels(&keys);
+        let core = Rc::new(Core::new(
+            id,
+            ready,
+            keys.len(),
+            config,
+            #[cfg(feature = "tracing")]
+            crate::observe::spans::PollSpans::new(id, labels.clone()),
+        ));
         register_local(core.clone());
-        let index = keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
+        let index: HashMap<K, usize> = keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
+        // The builder checked that every controller names a queue.
+        let controllers = controllers
+            .into_iter()
+            .filter_map(|attached| Some((*index.get(&attached.key)?, attached)))
+            .collect();
         Rc::new(Executor {
             core,
             keys,
             index,
             controllers: RefCell::new(controllers),
+            #[cfg(feature = "metrics")]
+            metrics: RefCell::new(MetricsExport::new(id, labels)),
         })
     }
 
@@ -101,7 +124,7 @@ impl<K: QueueKey> Executor<K> {
         let mut future = pin!(future);
         let main = Arc::new(MainWake {
             woken: AtomicBool::new(true),
-            remote: self.core.remote.clone(),
+            inbox: self.core.inbox().clone(),
         });
         let main_waker = Waker::from(main.clone());
         poll_fn(|cx| {
@@ -127,8 +150,8 @@ impl<K: QueueKey> Executor<K> {
         let _entered = Entered::new(&self.core);
         self.core.begin_turn();
         self.consult_controllers();
-        #[cfg(any(feature = "metrics", feature = "tracing"))]
-        crate::observe::on_turn(self);
+        #[cfg(feature = "metrics")]
+        self.export_metrics_if_due();
         let mut polled = false;
         loop {
             let woken = main_woken.swap(false, Ordering::AcqRel);
@@ -163,17 +186,15 @@ impl<K: QueueKey> Executor<K> {
             return;
         }
         let now = self.core.now_ns();
-        for attached in controllers.iter_mut() {
+        for (queue, attached) in controllers.iter_mut() {
             if now < attached.next_ns {
                 continue;
             }
             attached.next_ns = now.saturating_add(attached.interval_ns);
-            let Some(stats) = self.queue_stats(attached.key) else {
-                continue;
-            };
+            // By queue index: a key's `Hash` or `Eq` is user code and may panic.
+            let stats = self.core.queue_stats(*queue, attached.key);
             if let Some(weight) = attached.controller.weight(&stats) {
-                // In range by clamping, on a known key: cannot fail.
-                let _ = self.set_weight(attached.key, weight.clamp(1, MAX_WEIGHT));
+                self.core.set_weight(*queue, weight.clamp(1, MAX_WEIGHT));
             }
         }
     }
@@ -208,18 +229,14 @@ impl<K: QueueKey> Executor<K> {
         if weight > MAX_WEIGHT {
             return Err(SetWeightError::WeightTooLarge { key, weight });
         }
-        self.core.ready.borrow_mut().set_weight(queue, weight);
+        self.core.set_weight(queue, weight);
         Ok(())
     }
 
     /// A `Send + Sync` spawner for other threads: spawns `Send` futures onto this
     /// executor's queues (see [`RemoteSpawner`]).
     pub fn remote(&self) -> RemoteSpawner<K> {
-        RemoteSpawner::new(
-            self.core.remote_spawns.clone(),
-            self.core.remote.clone(),
-            self.index.clone(),
-        )
+        RemoteSpawner::new(self.core.inbox().clone(), self.index.clone())
     }
 
     /// True once [`shutdown`](Self::shutdown) was called.
@@ -229,37 +246,13 @@ impl<K: QueueKey> Executor<K> {
 
     /// Executor-wide statistics.
     pub fn stats(&self) -> ExecutorStats {
-        let m = &self.core.measure;
-        let (polls, busy_ns) = self.core.ready.borrow().totals();
-        ExecutorStats {
-            polls,
-            busy_time: Duration::from_nanos(busy_ns),
-            idle_time: Duration::from_nanos(m.idle_ns.get()),
-            driver_yields: m.driver_yields.get(),
-            max_driver_gap: Duration::from_nanos(m.max_gap_ns.get()),
-            live_tasks: self.core.tasks.borrow().len(),
-        }
+        self.core.executor_stats()
     }
 
     /// Statistics of the queue named `key`, or `None` when there is no such queue.
     pub fn queue_stats(&self, key: K) -> Option<QueueStats<K>> {
         let &queue = self.index.get(&key)?;
-        let ready = self.core.ready.borrow();
-        let measure = &ready.measures[queue];
-        let counters = &self.core.counters[queue];
-        Some(QueueStats {
-            key,
-            weight: ready.weight(queue),
-            service_time: Duration::from_nanos(measure.service_ns),
-            polls: measure.polls,
-            spawned: counters.spawned.get(),
-            completed: counters.completed.get(),
-            cancelled: counters.cancelled.get(),
-            panicked: counters.panicked.get(),
-            ready: ready.len(queue),
-            queue_delay: measure.queue_delay.clone(),
-            poll_time: measure.poll_time.clone(),
-        })
+        Some(self.core.queue_stats(queue, key))
     }
 
     /// The keys of all queues, in the order they were added.
@@ -267,16 +260,55 @@ impl<K: QueueKey> Executor<K> {
         &self.keys
     }
 
-    #[cfg(any(feature = "metrics", feature = "tracing"))]
-    pub(crate) fn core(&self) -> &Rc<Core> {
-        &self.core
+    /// Exports this executor's stats through the `metrics` facade now, to the
+    /// recorder in force on this thread (see [`crate::observe`] for the names).
+    #[cfg(feature = "metrics")]
+    pub fn export_metrics(&self) {
+        let queues = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(queue, key)| self.core.queue_stats(queue, *key));
+        let stats = self.core.executor_stats();
+        if let Ok(mut metrics) = self.metrics.try_borrow_mut() {
+            metrics.export(queues, &stats);
+        }
+    }
+
+    /// How often the run loop exports stats (default
+    /// [`DEFAULT_METRICS_INTERVAL`](crate::observe::DEFAULT_METRICS_INTERVAL)); `None`
+    /// stops the periodic export ([`export_metrics`](Self::export_metrics) still
+    /// works). Takes effect at the next turn of the run loop.
+    #[cfg(feature = "metrics")]
+    pub fn set_metrics_interval(&self, interval: Option<Duration>) {
+        self.metrics.borrow_mut().set_interval(interval);
+    }
+
+    /// Sets the value of the `executor` label of this executor's metrics (default:
+    /// its id, a number unique in the process).
+    #[cfg(feature = "metrics")]
+    pub fn set_metrics_label(&self, label: impl Into<String>) {
+        self.metrics.borrow_mut().set_label(Rc::from(label.into()));
+    }
+
+    /// At the start of a turn: exports the stats when the periodic export is due.
+    #[cfg(feature = "metrics")]
+    fn export_metrics_if_due(&self) {
+        let now = self.core.now_ns();
+        let due = self
+            .metrics
+            .try_borrow_mut()
+            .is_ok_and(|mut metrics| metrics.due(now));
+        if due {
+            self.export_metrics();
+        }
     }
 }
 
 impl<K> Drop for Executor<K> {
     fn drop(&mut self) {
         self.core.shutdown();
-        deregister_local(self.core.id);
+        deregister_local(self.core.id());
     }
 }
 
@@ -293,7 +325,7 @@ impl<K: fmt::Debug> fmt::Debug for Executor<K> {
 /// outside the run loop, wakes the host.
 struct MainWake {
     woken: AtomicBool,
-    remote: Arc<Remote>,
+    inbox: Arc<Inbox<Runnable>>,
 }
 
 impl Wake for MainWake {
@@ -304,9 +336,9 @@ impl Wake for MainWake {
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
         let inside_loop =
-            with_current(|core| core.is_some_and(|c| c.id == self.remote.executor_id));
+            with_current(|core| core.is_some_and(|c| c.id() == self.inbox.executor_id()));
         if !inside_loop {
-            self.remote.notify();
+            self.inbox.notify();
         }
     }
 }

@@ -30,9 +30,8 @@
 //!   poll, after which it goes to the back of its queue like any task that yielded;
 //! - the loop returns to tokio at least every 128 budget units, about as often as
 //!   tokio's own scheduler polls its driver (every 61 task polls); the check is one
-//!   read of tokio's thread-local budget per poll, about 7 instructions (callgrind on
-//!   `overhead_profile`, 6 polls per task: `fifo` 4,177 → 4,212 instructions per task,
-//!   `fifo-neutral` 3,757 → 3,798);
+//!   read of tokio's thread-local budget per poll (its measured cost:
+//!   `docs/BENCHMARKS.md#tokio-coop-budget-check`);
 //! - tokio's protection stays: a task whose tokio operations are always ready still
 //!   returns `Pending` every 128 operations, so it cannot monopolise the thread.
 //!
@@ -50,8 +49,6 @@
 //! this applies; without the `tokio` feature the check compiles to nothing.
 
 use std::task::Context;
-
-use crate::core::Core;
 
 /// Makes the host poll the run loop again *after* it has polled its own I/O and
 /// timers, then returns (the caller returns `Pending`).
@@ -75,30 +72,19 @@ pub(crate) fn yield_to_host(cx: &mut Context<'_>) {
 
 /// Called after each task poll: true when the run loop should return to the host now
 /// because tokio's cooperative budget for this turn is spent and tasks are still ready
-/// (see the module docs). Outside tokio, or without the `tokio` feature, always false.
+/// (`any_ready`, asked only then; see the module docs). Outside tokio, or without the
+/// `tokio` feature, always false.
 ///
 /// Cost on the hot path: one read of tokio's thread-local budget cell.
 #[inline(always)]
-pub(crate) fn budget_spent(core: &Core) -> bool {
+pub(crate) fn budget_spent(any_ready: impl FnOnce() -> bool) -> bool {
     #[cfg(feature = "tokio")]
     {
         if !tokio::task::coop::has_budget_remaining() {
-            return any_ready(core);
+            return any_ready();
         }
     }
     #[cfg(not(feature = "tokio"))]
-    let _ = core;
+    let _ = any_ready;
     false
-}
-
-/// Whether any queue holds a ready task (tasks woken from other threads and still in
-/// the inbox are not counted: the loop drains them on its next turn either way).
-#[cfg(feature = "tokio")]
-#[cold]
-#[inline(never)]
-fn any_ready(core: &Core) -> bool {
-    let Ok(ready) = core.ready.try_borrow() else {
-        return true;
-    };
-    (0..core.counters.len()).any(|q| ready.len(q) > 0)
 }

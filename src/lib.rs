@@ -2,31 +2,38 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod builder;
+// Modules, bottom layer first; a module imports only from layers below its own
+// (docs/ARCHITECTURE.md). Leaves:
 mod clock;
-mod context;
 mod controller;
-mod core;
-
 mod eevdf;
 mod error;
-mod executor;
 mod host;
-#[cfg(test)]
-mod miri_tests;
+mod inbox;
 #[cfg(any(feature = "metrics", feature = "tracing"))]
 pub mod observe;
-#[cfg(feature = "pool")]
-pub mod pool;
-mod queue;
-mod ready;
-mod remote;
-mod remote_spawn;
-pub mod scheduler;
 mod stats;
 mod sync;
+// In layer order: task, scheduler (the policies inside a queue), ready (all queues):
+mod ready;
+pub mod scheduler;
 mod task;
+// The run loop (core), then spawn: how tasks enter it and come back to it:
+mod core;
+mod spawn;
+// What tasks and other threads hold (context, queue handle, remote spawner, yields):
+mod context;
+mod queue;
+mod remote_spawn;
 mod yield_now;
+// The executor, then what builds (builder) and multiplies it (pool):
+mod builder;
+mod executor;
+#[cfg(feature = "pool")]
+pub mod pool;
+
+#[cfg(test)]
+mod miri_tests;
 
 pub use builder::{
     ExecutorBuilder, DEFAULT_DRIVER_YIELD, DEFAULT_HOST_POLL_INTERVAL, DEFAULT_MIN_SLICE,

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use crate::core::Core;
 use crate::error::SpawnError;
+use crate::spawn::spawn;
 use crate::task::group::GroupAccount;
-use crate::task::{self, JoinHandle};
+use crate::task::JoinHandle;
 
 /// What can name a queue: small copyable values such as integers, enums or
 /// `&'static str`. Implemented for every type with these bounds.
@@ -49,11 +50,7 @@ impl<K: QueueKey> QueueHandle<K> {
     pub fn group(&self, group: impl Hash) -> QueueHandle<K> {
         let mut hasher = DefaultHasher::new();
         group.hash(&mut hasher);
-        let account = self
-            .core
-            .groups
-            .borrow_mut()
-            .account(self.queue, hasher.finish());
+        let account = self.core.group_account(self.queue, hasher.finish());
         QueueHandle {
             core: self.core.clone(),
             queue: self.queue,
@@ -72,7 +69,7 @@ impl<K: QueueKey> QueueHandle<K> {
         F: Future + 'static,
         F::Output: 'static,
     {
-        task::spawn(&self.core, self.queue, self.group.clone(), future)
+        spawn(&self.core, self.queue, self.group.clone(), future)
     }
 
     /// Spawns a task, or returns [`SpawnError::ShuttingDown`] (and drops the future)

@@ -2,11 +2,14 @@
 //! queues, and the running slice. Executor-thread only (lives in a `RefCell` in `Core`);
 //! never calls user code, so no wake can re-enter it.
 
-use crate::core::READY_WHILE_PARKED;
 use crate::eevdf::Eevdf;
 use crate::scheduler::{QueueScheduler, ReadyTask};
 use crate::stats::Log2Histogram;
 use crate::task::Runnable;
+
+/// Ready-time stamp of a task that became ready while the loop was not running; its
+/// queue delay is counted from the start of the loop's next turn.
+pub(crate) const READY_WHILE_PARKED: u64 = u64::MAX;
 
 /// The slice being served: which queue, and until when.
 #[derive(Debug, Clone, Copy)]

@@ -14,54 +14,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use concurrent_queue::ConcurrentQueue;
-
-use crate::core::Core;
 use crate::error::{JoinError, SpawnError};
-use crate::remote::Remote;
-use crate::task::{self, JoinHandle};
-
-/// A spawn request waiting for the executor thread.
-type Job = Box<dyn FnOnce(&Rc<Core>) + Send>;
-
-/// The executor's queue of remote spawn requests.
-pub(crate) struct SpawnQueue {
-    jobs: ConcurrentQueue<Job>,
-}
-
-impl SpawnQueue {
-    pub(crate) fn new() -> Self {
-        SpawnQueue {
-            jobs: ConcurrentQueue::unbounded(),
-        }
-    }
-
-    /// Executor thread: spawns every queued job. Returns how many ran.
-    pub(crate) fn run_jobs(&self, core: &Rc<Core>) -> usize {
-        let mut ran = 0;
-        while let Ok(job) = self.jobs.pop() {
-            job(core);
-            ran += 1;
-        }
-        ran
-    }
-
-    /// Executor thread, at shutdown: refuse new jobs and drop the queued ones.
-    pub(crate) fn close(&self) {
-        self.jobs.close();
-        while let Ok(job) = self.jobs.pop() {
-            drop(job);
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
-}
+use crate::inbox::{Inbox, Job};
+use crate::spawn::{spawn, with_local_core};
+use crate::task::{JoinHandle, Runnable};
 
 /// Spawns `Send` futures onto an executor's queues from any thread.
 ///
@@ -69,16 +28,14 @@ impl SpawnQueue {
 /// The executor must be running (`run`/`run_until` polled by its host) for the
 /// tasks to start.
 pub struct RemoteSpawner<K> {
-    jobs: Arc<SpawnQueue>,
-    remote: Arc<Remote>,
+    inbox: Arc<Inbox<Runnable>>,
     index: Arc<HashMap<K, usize>>,
 }
 
 impl<K> Clone for RemoteSpawner<K> {
     fn clone(&self) -> Self {
         RemoteSpawner {
-            jobs: self.jobs.clone(),
-            remote: self.remote.clone(),
+            inbox: self.inbox.clone(),
             index: self.index.clone(),
         }
     }
@@ -93,14 +50,9 @@ impl<K: fmt::Debug> fmt::Debug for RemoteSpawner<K> {
 }
 
 impl<K: crate::QueueKey> RemoteSpawner<K> {
-    pub(crate) fn new(
-        jobs: Arc<SpawnQueue>,
-        remote: Arc<Remote>,
-        index: HashMap<K, usize>,
-    ) -> Self {
+    pub(crate) fn new(inbox: Arc<Inbox<Runnable>>, index: HashMap<K, usize>) -> Self {
         RemoteSpawner {
-            jobs,
-            remote,
+            inbox,
             index: Arc::new(index),
         }
     }
@@ -119,13 +71,18 @@ impl<K: crate::QueueKey> RemoteSpawner<K> {
             aborted: false,
         }));
         let delivery = Delivery(slot.clone());
-        let job: Job = Box::new(move |core: &Rc<Core>| {
-            delivery.deliver(task::spawn(core, queue, None, future));
+        let executor_id = self.inbox.executor_id();
+        // Run by the executor's run loop, on its thread, which is where it finds its
+        // core. Should it not (it always does), the delivery is dropped unrun and the
+        // handle resolves `Cancelled`.
+        let job: Job = Box::new(move || {
+            with_local_core(executor_id, |core| {
+                delivery.deliver(spawn(core, queue, None, future));
+            });
         });
-        if self.jobs.jobs.push(job).is_err() {
+        if self.inbox.push_job(job).is_err() {
             return Err(SpawnError::ShuttingDown);
         }
-        self.remote.notify();
         Ok(RemoteJoinHandle { slot })
     }
 }

@@ -203,7 +203,7 @@ pub(crate) mod test_support {
     use std::sync::Arc;
 
     use super::ReadyTask;
-    use crate::remote::Remote;
+    use crate::inbox::Inbox;
     use crate::task::group::GroupAccount;
     use crate::task::panic_slot::PanicSlot;
     use crate::task::TaskMeta;
@@ -221,7 +221,7 @@ pub(crate) mod test_support {
             arrival,
             registry_key: 0,
             executor_id: 0,
-            remote: Arc::new(Remote::new(0)),
+            inbox: Arc::new(Inbox::new(0)),
             aborted: AtomicBool::new(false),
             ready_at_ns: AtomicU64::new(0),
             timed: true,

@@ -23,9 +23,9 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::hooks::{Ending, TaskHooks};
 use super::panic_slot::{drop_quietly, Payload};
 use super::TaskMeta;
-use crate::core::Core;
 
 /// A task's result as stored in its cell: the future's output, or its panic payload
 /// when the executor catches task panics.
@@ -72,19 +72,19 @@ pin_project! {
     /// Wraps a user future. Lives inside the task's allocation next to its metadata
     /// (hence the borrow of `meta`), and is dropped by async-task on the executor
     /// thread right after it completes or when the task is cancelled.
-    pub(crate) struct TaskFuture<'m, F> {
+    pub(crate) struct TaskFuture<'m, F, H: TaskHooks> {
         // Dropped by the wrapper (see the module docs), exactly once, in place: the
         // first of the poll that finishes it and the wrapper's `Drop`, which `finished`
         // tells apart.
         #[pin]
         future: ManuallyDrop<F>,
         meta: &'m TaskMeta,
-        core: Rc<Core>,
+        hooks: Rc<H>,
         // True once `future` was dropped (or its drop began): it completed or panicked.
         finished: bool,
     }
 
-    impl<'m, F> PinnedDrop for TaskFuture<'m, F> {
+    impl<'m, F, H: TaskHooks> PinnedDrop for TaskFuture<'m, F, H> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if *this.finished {
@@ -92,18 +92,18 @@ pin_project! {
             }
             // Cancelled before finishing: the future is still there.
             *this.finished = true;
-            this.core.forget_task(this.meta.registry_key);
+            this.hooks.forget_task(this.meta.registry_key);
             // SAFETY: `finished` was false, so the future was never dropped, and it is
             // set now, so nothing touches the future again.
             let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(this.future) }));
-            let counters = &this.core.counters[this.meta.queue()];
+            let queue = this.meta.queue();
             match dropped {
-                Ok(()) => counters.cancelled.set(counters.cancelled.get() + 1),
+                Ok(()) => this.hooks.task_ended(queue, Ending::Cancelled),
                 Err(payload) => {
                     // Not re-raised, whatever `panic_on_task_panic` says: this may run in
                     // `shutdown` or in the executor's `Drop`, which must cancel every
                     // other task too. The handle resolves `Panic` with the payload.
-                    counters.panicked.set(counters.panicked.get() + 1);
+                    this.hooks.task_ended(queue, Ending::PanickedWhileCancelled);
                     this.meta.drop_panic.put(payload);
                 }
             }
@@ -122,18 +122,18 @@ unsafe fn drop_in_place<F>(future: Pin<&mut ManuallyDrop<F>>) {
     unsafe { ManuallyDrop::drop(future.get_unchecked_mut()) }
 }
 
-impl<'m, F> TaskFuture<'m, F> {
-    pub(crate) fn new(future: F, meta: &'m TaskMeta, core: Rc<Core>) -> Self {
+impl<'m, F, H: TaskHooks> TaskFuture<'m, F, H> {
+    pub(crate) fn new(future: F, meta: &'m TaskMeta, hooks: Rc<H>) -> Self {
         TaskFuture {
             future: ManuallyDrop::new(future),
             meta,
-            core,
+            hooks,
             finished: false,
         }
     }
 }
 
-impl<F: Future> Future for TaskFuture<'_, F> {
+impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
     type Output = TaskOutput<F::Output>;
 
     #[inline]
@@ -141,7 +141,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         let this = self.project();
         let mut future = this.future;
         let finished = this.finished;
-        let core = &**this.core;
+        let hooks = &**this.hooks;
         let meta = *this.meta;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: `ManuallyDrop<F>` is an `F` in place; the projection neither moves
@@ -150,7 +150,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
             let poll = unsafe { future.as_mut().map_unchecked_mut(|f| &mut **f) }.poll(cx);
             if poll.is_ready() {
                 *finished = true;
-                core.forget_task(meta.registry_key);
+                hooks.forget_task(meta.registry_key);
                 // SAFETY: not dropped before (it was just polled), and `finished` keeps
                 // every later path away from it.
                 unsafe { drop_in_place(future.as_mut()) };
@@ -158,16 +158,14 @@ impl<F: Future> Future for TaskFuture<'_, F> {
             poll
         }));
         // The one clock read of this poll: the run loop reuses it.
-        let ran = core.end_poll();
+        let ran = hooks.end_poll();
         if meta.timed {
             meta.charge(ran);
         }
-        let counters = &core.counters[meta.queue()];
         match outcome {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
-                core.finished_in_poll.set(true);
-                counters.completed.set(counters.completed.get() + 1);
+                hooks.task_ended(meta.queue(), Ending::Completed);
                 Poll::Ready(TaskOutput::new(Ok(output)))
             }
             Err(payload) => {
@@ -176,7 +174,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
                     // a guard. Should its `Drop` panic too, the poll's panic is the one
                     // reported.
                     *finished = true;
-                    core.forget_task(meta.registry_key);
+                    hooks.forget_task(meta.registry_key);
                     // SAFETY: `finished` was false: never dropped; and it is set now.
                     let dropped =
                         catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(future) }));
@@ -184,9 +182,8 @@ impl<F: Future> Future for TaskFuture<'_, F> {
                         drop_quietly(second);
                     }
                 }
-                core.finished_in_poll.set(true);
-                counters.panicked.set(counters.panicked.get() + 1);
-                if core.config.panic_on_task_panic {
+                hooks.task_ended(meta.queue(), Ending::Panicked);
+                if hooks.propagates_panics() {
                     // The default: the panic leaves `run`/`run_until`, as with tokio's
                     // `unhandled_panic = shutdown_runtime`. async-task closes the task
                     // on the way out, so its handle resolves `Cancelled`.

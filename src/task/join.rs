@@ -83,7 +83,7 @@ impl<T> JoinHandle<T> {
         if task.is_finished() || meta.aborted.swap(true, Ordering::AcqRel) {
             return;
         }
-        meta.remote.request_abort(meta.registry_key);
+        meta.inbox.request_abort(meta.registry_key);
     }
 
     /// Why a task that async-task reports closed without an output ended: cancelled,

@@ -1,0 +1,426 @@
+//! The run loop: the executor's state on its thread, independent of the queue key type.
+//!
+//! `Core`'s fields are private; the layers above reach it through methods: the spawn
+//! and wake path (`crate::spawn`) admits and queues tasks, the executor drives turns
+//! and reads stats. Tasks reach it through [`TaskHooks`], which it implements.
+//!
+//! Threads: everything here except `inbox` is touched only on the executor's thread.
+//! Borrows: `ready` and `tasks` are borrowed only for short stretches that never run
+//! user code (no poll, no future drop, no waker call), so a wake or a spawn from inside
+//! a task, or from a future's `Drop`, never meets a borrowed cell. Where it could (a
+//! wake while `ready` is borrowed by our own bookkeeping), the wake falls back to the
+//! inbox instead of panicking.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+
+use slab::Slab;
+
+mod turn;
+
+use crate::clock::Clock;
+use crate::inbox::Inbox;
+#[cfg(feature = "tracing")]
+use crate::observe::spans::PollSpans;
+use crate::ready::{Ready, READY_WHILE_PARKED};
+use crate::stats::{ExecutorStats, QueueStats};
+use crate::task::group::{GroupAccount, GroupRegistry};
+use crate::task::{Ending, Runnable, TaskHooks};
+
+/// How many times `cancel_all` yields the thread waiting for a wake in flight on
+/// another thread before it gives up (each round is one `thread::yield_now`; a push in
+/// flight lands within a few).
+const MAX_CANCEL_WAIT_ROUNDS: u32 = 10_000;
+
+/// Settings fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) driver_yield_ns: u64,
+    /// See `ExecutorBuilder::with_host_poll_interval`.
+    pub(crate) host_poll_ns: u64,
+    pub(crate) panic_on_task_panic: bool,
+}
+
+/// Per-queue task counters, updated through the task hooks.
+#[derive(Debug, Default)]
+struct Counters {
+    spawned: Cell<u64>,
+    completed: Cell<u64>,
+    cancelled: Cell<u64>,
+    panicked: Cell<u64>,
+}
+
+/// Executor-wide measurements.
+#[derive(Debug, Default)]
+struct LoopMeasure {
+    idle_ns: Cell<u64>,
+    driver_yields: Cell<u64>,
+    max_gap_ns: Cell<u64>,
+}
+
+/// Why a turn of the run loop stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Stop {
+    /// The `run_until` future was woken: poll it, then continue.
+    MainWoken,
+    /// `driver_yield` elapsed: return to the host, which polls us again at once.
+    DriverYield,
+    /// Nothing is ready: the host waker is registered.
+    Idle,
+}
+
+/// The run loop's state (see the module docs).
+pub(crate) struct Core {
+    id: u64,
+    inbox: Arc<Inbox<Runnable>>,
+    config: Config,
+    ready: RefCell<Ready>,
+    /// One waker per live task, so shutdown can reach parked tasks.
+    tasks: RefCell<Slab<Waker>>,
+    /// Service accounts of task groups.
+    groups: RefCell<GroupRegistry>,
+    counters: Box<[Counters]>,
+    /// Per queue: whether its scheduler asks for poll timing (`needs_timing`), so its
+    /// tasks' attained service is kept. Fixed at build time.
+    timed: Box<[bool]>,
+    measure: LoopMeasure,
+    #[cfg(feature = "tracing")]
+    spans: PollSpans,
+    clock: Clock,
+    /// Last clock reading (ns): the start of the current poll while one runs.
+    now_ns: Cell<u64>,
+    /// When the current turn of the run loop began.
+    turn_start_ns: Cell<u64>,
+    /// When the current turn must return to the host.
+    driver_deadline_ns: Cell<u64>,
+    /// When the running task should give way: the earlier of its slice end and the
+    /// driver-yield deadline. Read by `yield_maybe`.
+    yield_deadline_ns: Cell<u64>,
+    /// True while the run loop is inside a poll of the host (tasks may be running).
+    polling: Cell<bool>,
+    /// True once the host was woken for a wake that happened outside a poll.
+    host_woken: Cell<bool>,
+    /// Set while the loop is idle (parked on the host waker), since `idle_since_ns`.
+    idle_since_ns: Cell<Option<u64>>,
+    shut_down: Cell<bool>,
+    /// Shutdown was requested from inside a task: cancel after that poll.
+    cancel_requested: Cell<bool>,
+    next_arrival: Cell<u64>,
+    /// Set through the task hooks when a task's future finishes during the current poll.
+    finished_in_poll: Cell<bool>,
+    /// The clock reading a task's wrapper took at the end of its poll, if it did (a
+    /// cancelled task is dropped without a poll, and then the loop reads the clock).
+    poll_end_ns: Cell<Option<u64>>,
+}
+
+impl Core {
+    pub(crate) fn new(
+        id: u64,
+        mut ready: Ready,
+        queue_count: usize,
+        config: Config,
+        #[cfg(feature = "tracing")] spans: PollSpans,
+    ) -> Self {
+        let timed = (0..queue_count).map(|q| ready.is_timed(q)).collect();
+        ready.set_stop_at_switch(queue_count > 1 && config.host_poll_ns < config.driver_yield_ns);
+        Core {
+            id,
+            inbox: Arc::new(Inbox::new(id)),
+            config,
+            ready: RefCell::new(ready),
+            tasks: RefCell::new(Slab::new()),
+            groups: RefCell::new(GroupRegistry::default()),
+            counters: (0..queue_count).map(|_| Counters::default()).collect(),
+            timed,
+            measure: LoopMeasure::default(),
+            #[cfg(feature = "tracing")]
+            spans,
+            clock: Clock::new(),
+            now_ns: Cell::new(0),
+            turn_start_ns: Cell::new(0),
+            driver_deadline_ns: Cell::new(u64::MAX),
+            yield_deadline_ns: Cell::new(u64::MAX),
+            polling: Cell::new(false),
+            host_woken: Cell::new(false),
+            idle_since_ns: Cell::new(None),
+            shut_down: Cell::new(false),
+            cancel_requested: Cell::new(false),
+            next_arrival: Cell::new(0),
+            finished_in_poll: Cell::new(false),
+            poll_end_ns: Cell::new(None),
+        }
+    }
+
+    /// The executor's id, unique in the process.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The cross-thread side: where other threads send wakes, aborts and spawn jobs.
+    pub(crate) fn inbox(&self) -> &Arc<Inbox<Runnable>> {
+        &self.inbox
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.get()
+    }
+
+    /// The next spawn number.
+    pub(crate) fn next_arrival(&self) -> u64 {
+        let arrival = self.next_arrival.get();
+        self.next_arrival.set(arrival + 1);
+        arrival
+    }
+
+    /// The last clock reading: the start of the running poll, or the end of the last.
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.now_ns.get()
+    }
+
+    /// Whether queue `queue`'s scheduler asks for poll timing.
+    pub(crate) fn is_timed(&self, queue: usize) -> bool {
+        self.timed[queue]
+    }
+
+    /// The live service account of group `id` in queue `queue`, created if needed.
+    pub(crate) fn group_account(&self, queue: usize, id: u64) -> Arc<GroupAccount> {
+        self.groups.borrow_mut().account(queue, id)
+    }
+
+    /// Admits a new task of queue `queue`: `build` receives the task's registry key
+    /// and returns the task's `Runnable` and whatever the caller keeps (its handle).
+    /// The task is registered (so shutdown reaches it), counted, and queued.
+    ///
+    /// `build` must not run user code: the registry is borrowed meanwhile.
+    #[inline]
+    pub(crate) fn admit<T>(&self, queue: usize, build: impl FnOnce(usize) -> (Runnable, T)) -> T {
+        let mut registry = self.tasks.borrow_mut();
+        let entry = registry.vacant_entry();
+        let (runnable, kept) = build(entry.key());
+        entry.insert(runnable.waker());
+        drop(registry);
+        let spawned = &self.counters[queue].spawned;
+        spawned.set(spawned.get() + 1);
+        self.push_ready(runnable);
+        kept
+    }
+
+    /// Reads the clock outside a task poll (after the driven future was polled).
+    pub(crate) fn refresh_clock(&self) {
+        self.now_ns.set(self.clock.now_ns());
+    }
+
+    pub(crate) fn is_polling(&self) -> bool {
+        self.polling.get()
+    }
+
+    /// Whether the running task should yield now (see `yield_maybe`): a queue with an
+    /// earlier deadline became runnable (preemption), another thread handed the loop
+    /// work (a wake, a spawn, an abort, or a wake of the `run_until` future: the loop
+    /// looks at it only between polls, and EEVDF then decides who runs), or the slice
+    /// or the turn is over.
+    pub(crate) fn should_yield(&self) -> bool {
+        let now = self.clock.now_ns();
+        let in_poll = now.saturating_sub(self.now_ns.get());
+        let preempt = self
+            .ready
+            .try_borrow()
+            .map(|ready| ready.preempt_pending(in_poll))
+            .unwrap_or(false);
+        preempt || self.inbox.is_notified() || now >= self.yield_deadline_ns.get()
+    }
+
+    /// Queues a task that became ready on this thread (spawn, or a local wake).
+    pub(crate) fn push_ready(&self, runnable: Runnable) {
+        let mut slot = Some(runnable);
+        self.try_push_local(&mut slot);
+        if let Some(runnable) = slot {
+            self.inbox.push(runnable);
+        }
+    }
+
+    /// Pushes the task in `slot` into its queue unless the ready state is borrowed by
+    /// the executor itself, in which case the task is left in `slot`.
+    #[inline]
+    pub(crate) fn try_push_local(&self, slot: &mut Option<Runnable>) {
+        let Ok(mut ready) = self.ready.try_borrow_mut() else {
+            return;
+        };
+        if let Some(runnable) = slot.take() {
+            // A wake outside a poll (host timer or I/O, a deferred wake) is stamped
+            // "since the loop last ran"; the loop counts its delay from the next turn.
+            let stamp = if self.polling.get() {
+                self.now_ns.get()
+            } else {
+                READY_WHILE_PARKED
+            };
+            ready.push(runnable, stamp);
+        }
+        drop(ready);
+        if !self.polling.get() && !self.host_woken.get() {
+            self.host_woken.set(true);
+            self.inbox.notify();
+        }
+    }
+
+    /// Spawns the tasks other threads sent, moves tasks woken on other threads into
+    /// their queues, and wakes aborted tasks so the loop meets them and drops them.
+    fn drain_inbox(&self) {
+        self.inbox.drain(
+            |runnable| match self.ready.try_borrow_mut() {
+                // Its queue delay counts from the start of this turn.
+                Ok(mut ready) => {
+                    let _ = ready.push(runnable, READY_WHILE_PARKED);
+                }
+                // Unreachable: nothing holds the ready state while the inbox is
+                // drained. Keep the task for the next drain.
+                Err(_) => self.inbox.push(runnable),
+            },
+            |key| {
+                // The key may already belong to a newer task (the aborted one finished
+                // meanwhile): that task gets a spurious wake, which futures tolerate.
+                let waker = self.tasks.borrow().get(key).cloned();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            },
+        );
+    }
+
+    /// Stops new spawns and cancels every task. From inside a task, the cancellation
+    /// happens right after that task's poll.
+    pub(crate) fn shutdown(&self) {
+        self.shut_down.set(true);
+        self.inbox.close_jobs();
+        if self.polling.get() {
+            self.cancel_requested.set(true);
+        } else {
+            self.cancel_all();
+        }
+        self.inbox.notify();
+    }
+
+    /// Drops every task's future on this thread: wakes each registered task (so parked
+    /// ones become ready), then drops all ready tasks, until no task is left. Dropping a
+    /// future may wake or spawn others; the loop runs until the registry is empty.
+    ///
+    /// A task woken on another thread at the same moment may be between "scheduled" and
+    /// "pushed into the inbox"; it keeps its registry entry (removed only when its
+    /// future is dropped), so the loop waits for that push instead of missing it.
+    pub(crate) fn cancel_all(&self) {
+        self.cancel_requested.set(false);
+        let mut doomed: Vec<Runnable> = Vec::new();
+        let mut idle_rounds = 0;
+        loop {
+            let wakers: Vec<Waker> = self.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
+            if wakers.is_empty() {
+                return;
+            }
+            for waker in wakers {
+                waker.wake();
+            }
+            self.ready.borrow_mut().drain_all(&mut doomed);
+            while let Some(runnable) = self.inbox.pop() {
+                doomed.push(runnable);
+            }
+            if doomed.is_empty() {
+                // Every live task is scheduled by another thread whose push has not
+                // landed yet: give that thread the CPU. A scheduler that hides tasks
+                // from `pop` would keep us here forever; after a while, stop (its
+                // tasks are dropped with it, on this thread, when the executor goes).
+                idle_rounds += 1;
+                if idle_rounds > MAX_CANCEL_WAIT_ROUNDS {
+                    return;
+                }
+                std::thread::yield_now();
+            } else {
+                idle_rounds = 0;
+            }
+            // Dropping a Runnable closes its task and drops its future here.
+            doomed.clear();
+        }
+    }
+
+    /// Marks the start and end of a poll of the host (see `context::Entered`).
+    pub(crate) fn set_polling(&self, polling: bool) {
+        self.polling.set(polling);
+    }
+
+    /// Changes queue `queue`'s weight (in range: the caller checked).
+    pub(crate) fn set_weight(&self, queue: usize, weight: u32) {
+        self.ready.borrow_mut().set_weight(queue, weight);
+    }
+
+    /// Executor-wide statistics.
+    pub(crate) fn executor_stats(&self) -> ExecutorStats {
+        let m = &self.measure;
+        let (polls, busy_ns) = self.ready.borrow().totals();
+        ExecutorStats {
+            polls,
+            busy_time: Duration::from_nanos(busy_ns),
+            idle_time: Duration::from_nanos(m.idle_ns.get()),
+            driver_yields: m.driver_yields.get(),
+            max_driver_gap: Duration::from_nanos(m.max_gap_ns.get()),
+            live_tasks: self.tasks.borrow().len(),
+        }
+    }
+
+    /// Statistics of queue `queue`, whose key is `key`.
+    pub(crate) fn queue_stats<K>(&self, queue: usize, key: K) -> QueueStats<K> {
+        let ready = self.ready.borrow();
+        let measure = &ready.measures[queue];
+        let counters = &self.counters[queue];
+        QueueStats {
+            key,
+            weight: ready.weight(queue),
+            service_time: Duration::from_nanos(measure.service_ns),
+            polls: measure.polls,
+            spawned: counters.spawned.get(),
+            completed: counters.completed.get(),
+            cancelled: counters.cancelled.get(),
+            panicked: counters.panicked.get(),
+            ready: ready.len(queue),
+            queue_delay: measure.queue_delay.clone(),
+            poll_time: measure.poll_time.clone(),
+        }
+    }
+}
+
+impl TaskHooks for Core {
+    #[inline]
+    fn end_poll(&self) -> u64 {
+        let end = self.clock.now_ns();
+        self.poll_end_ns.set(Some(end));
+        end.saturating_sub(self.now_ns.get())
+    }
+
+    fn forget_task(&self, key: usize) {
+        let waker = self
+            .tasks
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut tasks| tasks.try_remove(key));
+        drop(waker);
+    }
+
+    #[inline]
+    fn task_ended(&self, queue: usize, ending: Ending) {
+        let c = &self.counters[queue];
+        let counter = match ending {
+            Ending::Completed => &c.completed,
+            Ending::Cancelled => &c.cancelled,
+            Ending::Panicked | Ending::PanickedWhileCancelled => &c.panicked,
+        };
+        counter.set(counter.get() + 1);
+        if ending.in_poll() {
+            self.finished_in_poll.set(true);
+        }
+    }
+
+    fn propagates_panics(&self) -> bool {
+        self.config.panic_on_task_panic
+    }
+}

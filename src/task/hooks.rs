@@ -1,0 +1,44 @@
+//! The seam between a task and its executor: what a task's wrapper tells the run loop.
+//!
+//! The task layer names no executor type. A task's wrapper (`TaskFuture`) holds an
+//! `Rc<H>` for some `H: TaskHooks`, which the executor's core implements; calls are
+//! dispatched statically and inlined, so the seam costs nothing at run time.
+
+/// How a task ended, as its wrapper reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The future returned `Ready` in this poll.
+    Completed,
+    /// The future panicked in this poll.
+    Panicked,
+    /// The task was cancelled and its future dropped without a panic.
+    Cancelled,
+    /// The task was cancelled and its future's `Drop` panicked (the payload waits for
+    /// the handle in the task's metadata).
+    PanickedWhileCancelled,
+}
+
+impl Ending {
+    /// Whether the task ended inside a poll (rather than by being dropped).
+    pub(crate) fn in_poll(self) -> bool {
+        matches!(self, Ending::Completed | Ending::Panicked)
+    }
+}
+
+/// What a task's wrapper needs from its executor (implemented by the run loop's core).
+pub(crate) trait TaskHooks: 'static {
+    /// Called at the end of every poll of a task: reads the clock once for the poll
+    /// (the run loop reuses the reading) and returns the poll's duration in ns.
+    fn end_poll(&self) -> u64;
+
+    /// The task's future is gone (finished, panicked or dropped): forget the task's
+    /// registry entry `key`.
+    fn forget_task(&self, key: usize);
+
+    /// Counts the end of a task of queue `queue`.
+    fn task_ended(&self, queue: usize, ending: Ending);
+
+    /// Whether a panic in a task's poll leaves `run`/`run_until` (the default) rather
+    /// than resolving its handle to `JoinError::Panic`.
+    fn propagates_panics(&self) -> bool;
+}
