@@ -7,10 +7,13 @@
 //! executor stays usable. Alternating two run futures of one executor (not nested) and
 //! nesting a *different* executor are allowed and work.
 //!
-//! Keys: the run loop never touches keys (queues are indices inside); keys are hashed
-//! only by `ExecutorBuilder::build`, `Executor::queue`, `queue_stats`, `set_weight`
-//! and `RemoteSpawner::spawn`. A panic there reaches the caller and leaves the
-//! executor's state as it was.
+//! Keys: the run loop never touches keys (queues are indices inside), with any
+//! feature on: weight controllers and the metrics export address queues by index, and
+//! the `Debug` form of each key (for metrics labels and span fields) is taken once at
+//! build, a panicking `Debug` giving the label `#index`. Keys are hashed only by
+//! `ExecutorBuilder::build`, `Executor::queue`, `queue_stats`, `set_weight` and
+//! `RemoteSpawner::spawn`. A panic there reaches the caller and leaves the executor's
+//! state as it was.
 //!
 //! The overflow of weights at `MAX_WEIGHT` over a simulated year is a property test
 //! of the EEVDF state machine (`src/eevdf/proptests.rs`).
@@ -25,7 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clockworker::{yield_now, ExecutorBuilder, JoinError};
+use clockworker::{yield_now, ExecutorBuilder, JoinError, QueueStats, WeightController};
 use futures_lite::future::block_on;
 
 /// The panic message the re-entrancy check gives (see `context::Entered::new`).
@@ -40,7 +43,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Panic messages this binary provokes on purpose.
-const EXPECTED_PANICS: &[&str] = &["hostile key", "already running"];
+const EXPECTED_PANICS: &[&str] = &["hostile key", "already running", "hostile Debug"];
 
 #[test]
 fn run_until_from_inside_its_own_task_panics_clearly() {
@@ -177,7 +180,7 @@ const POISON: Key = Key {
 impl Key {
     fn check(&self) {
         if self.poisoned || PANIC_ALL.load(Ordering::SeqCst) {
-            panic!("hostile key {self:?}");
+            panic!("hostile key {}", self.id);
         }
     }
 }
@@ -199,6 +202,69 @@ impl PartialEq for Key {
 
 impl Eq for Key {}
 
+/// A weight controller that keeps the weight and counts how often it is consulted
+/// (at every turn of the run loop).
+struct CountingController(Rc<Cell<u32>>);
+
+impl WeightController<Key> for CountingController {
+    fn weight(&mut self, _: &QueueStats<Key>) -> Option<u32> {
+        self.0.set(self.0.get() + 1);
+        None
+    }
+
+    fn interval(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(1)
+    }
+}
+
+/// A queue key whose `Debug` always panics.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct MuteKey(u8);
+
+impl std::fmt::Debug for MuteKey {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("hostile Debug of key {}", self.0)
+    }
+}
+
+/// With `metrics` and `tracing` on, the keys' `Debug` is taken for labels: a
+/// panicking one must neither fail the build nor reach the run loop; every task
+/// completes and the stats add up.
+#[test]
+fn a_key_whose_debug_panics_does_not_break_the_executor() {
+    quiet_panics(EXPECTED_PANICS);
+    let executor = ExecutorBuilder::new()
+        .with_queue(MuteKey(1), 1)
+        .with_queue(MuteKey(2), 2)
+        .build()
+        .expect("build needs no Debug");
+    #[cfg(feature = "metrics")]
+    executor.set_metrics_interval(Some(std::time::Duration::ZERO));
+    let handles: Vec<_> = (0..6u8)
+        .map(|i| {
+            let queue = executor.queue(MuteKey(1 + i % 2)).unwrap();
+            queue.spawn(async move {
+                yield_now().await;
+                i
+            })
+        })
+        .collect();
+    let outputs = block_on(executor.run_until(async {
+        let mut outputs = Vec::new();
+        for handle in handles {
+            outputs.push(handle.await.unwrap());
+        }
+        outputs
+    }));
+    assert_eq!(outputs, [0, 1, 2, 3, 4, 5]);
+    #[cfg(feature = "metrics")]
+    executor.export_metrics();
+    for key in [MuteKey(1), MuteKey(2)] {
+        let stats = executor.queue_stats(key).unwrap();
+        assert_eq!((stats.spawned, stats.completed), (3, 3));
+    }
+}
+
 /// Only this test flips `PANIC_ALL`; the tests of this binary that use `Key` run in
 /// it, one after the other.
 #[test]
@@ -214,10 +280,12 @@ fn panicking_key_hash_and_eq_do_not_corrupt_the_executor() {
     });
     assert!(built.is_err(), "build hashes the keys");
 
+    let consulted = Rc::new(Cell::new(0));
     let executor = ExecutorBuilder::new()
         .with_queue(A, 1)
         .with_queue(B, 3)
         .with_panic_on_task_panic(false)
+        .with_weight_controller(A, CountingController(consulted.clone()))
         .build()
         .unwrap();
     let qa = executor.queue(A).unwrap();
@@ -252,6 +320,7 @@ fn panicking_key_hash_and_eq_do_not_corrupt_the_executor() {
     hostile_calls(POISON);
     PANIC_ALL.store(true, Ordering::SeqCst);
     hostile_calls(A);
+    let consulted_before = consulted.get();
     // A task that looks up a queue with a hostile key panics like any task.
     let hostile_task = qa.spawn({
         let executor = executor.clone();
@@ -268,6 +337,10 @@ fn panicking_key_hash_and_eq_do_not_corrupt_the_executor() {
         (hostile, outputs)
     }));
     PANIC_ALL.store(false, Ordering::SeqCst);
+    assert!(
+        consulted.get() > consulted_before,
+        "the weight controller was consulted while every key panicked"
+    );
     assert!(outputs.0.unwrap_err().is_panic());
     assert_eq!(outputs.1, [0, 1, 2, 3], "the run loop never needed a key");
 
