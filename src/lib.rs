@@ -53,3 +53,8 @@ pub use yield_now::{yield_maybe, yield_now, YieldMaybe, YieldNow};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// The host recipes' examples (docs/HOSTS.md), compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/HOSTS.md")]
+struct HostsDoctests;
