@@ -219,7 +219,8 @@ impl<K: QueueKey> ExecutorBuilder<K> {
     /// it becomes runnable it ends the running slice at the next poll boundary and is
     /// served next — as long as it has not used more than its weighted share.
     ///
-    /// Guarantee (see `src/eevdf/mod.rs`, bound (c)): when work arrives for an idle
+    /// Guarantee (bound (c) of the EEVDF notes, `src/eevdf/RULES.md` in the
+    /// repository): when work arrives for an idle
     /// latency queue whose demand stays within its share, its first task is polled
     /// after at most the poll in progress plus the time the run loop is away in the
     /// host (one `driver_yield` round). Tasks queued behind it in the same queue
@@ -229,7 +230,7 @@ impl<K: QueueKey> ExecutorBuilder<K> {
     /// use clockworker::ExecutorBuilder;
     /// use std::time::Duration;
     ///
-    /// // Control messages: little CPU, but served within ~50 µs of arriving.
+    /// // Control messages: little CPU, 50 µs slices, served ahead of bulk work on arrival.
     /// let executor = ExecutorBuilder::new()
     ///     .with_queue_latency("control", 1, Duration::from_micros(50))
     ///     .with_queue("bulk", 4)
@@ -339,8 +340,8 @@ impl<K: QueueKey> ExecutorBuilder<K> {
     /// use clockworker::ExecutorBuilder;
     /// use std::time::Duration;
     ///
-    /// // Foreground tasks parked on sockets see their wakes within ~20 µs while the
-    /// // background queue runs.
+    /// // While the background runs and foreground tasks wait on sockets, return to the
+    /// // host every 20 µs (instead of every 250 µs) so their wakes are seen sooner.
     /// let executor = ExecutorBuilder::new()
     ///     .with_queue("foreground", 8)
     ///     .with_queue("background", 1)
@@ -358,13 +359,13 @@ impl<K: QueueKey> ExecutorBuilder<K> {
     ///
     /// A queue that ran a burst beyond its share and then waits on the host (a
     /// foreground queue serving a request while the background is runnable) comes
-    /// back owing a few µs. With no tolerance it waits until the queue running
-    /// meanwhile repays that, which a cooperative task can only do at its next yield:
-    /// a whole chunk of background work, for a debt of a few µs. With a tolerance of
-    /// at least the debt, it is served at once. Shares over time stay exact (the debt
-    /// is still repaid); what grows is how far a queue may run ahead of its share
-    /// before others get theirs, by at most `tolerance`. See `docs/LATENCY_QUEUES.md`
-    /// for the measured effect on an HTTP server.
+    /// back owing a small debt of service. With no tolerance it waits until the queue
+    /// running meanwhile repays that, which a cooperative task can only do at its next
+    /// yield: a whole chunk of background work, for a debt far smaller than the chunk.
+    /// With a tolerance of at least the debt, it is served at once. Shares over time
+    /// stay exact (the debt is still repaid); what grows is how far a queue may run
+    /// ahead of its share before others get theirs, by at most `tolerance`. See
+    /// `docs/LATENCY_QUEUES.md` for the measured effect on an HTTP server.
     ///
     /// Zero turns it off; otherwise at most [`MAX_DURATION_SETTING`].
     ///
