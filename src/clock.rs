@@ -1,8 +1,9 @@
 //! The executor's clock: nanoseconds since the executor was built.
 //!
-//! Read once per task poll. `quanta` reads the TSC where it is invariant (measured
-//! here: 9.6 ns per read) and falls back to the OS monotonic clock elsewhere; std's
-//! `Instant::now()` costs 26 ns per read on the same machine (see README, "Clock").
+//! Read once per task poll, so its cost is paid on every poll. `quanta` reads the TSC
+//! where it is invariant, which is cheaper than std's `Instant::now()` (a call into the
+//! OS monotonic clock), and falls back to the OS clock elsewhere. Measured: see
+//! `docs/BENCHMARKS.md`, section *Clock reads* (`docs/BENCHMARKS.md#clock-reads`).
 //! Under Miri, which cannot run quanta's `cpuid` probe, std's clock stands in.
 
 /// A monotonic clock starting at zero.

@@ -15,11 +15,69 @@ use crate::stats::QueueStats;
 /// [`Executor::set_weight`](crate::Executor::set_weight): from the next queue choice,
 /// lag rescaled, no burst and no penalty. Weights outside `1..=MAX_WEIGHT` are
 /// clamped into it.
+///
+/// A controller that doubles the weight of a queue whose tasks wait too long:
+///
+/// ```rust
+/// use clockworker::{ExecutorBuilder, QueueStats, WeightController};
+/// use std::time::Duration;
+///
+/// struct DelayTarget(Duration);
+///
+/// impl<K> WeightController<K> for DelayTarget {
+///     fn weight(&mut self, stats: &QueueStats<K>) -> Option<u32> {
+///         let p99 = stats.queue_delay.quantile(0.99)?; // None: no polls yet, keep
+///         (p99 > self.0).then(|| stats.weight.saturating_mul(2))
+///     }
+///     fn interval(&self) -> Duration {
+///         Duration::from_millis(100)
+///     }
+/// }
+///
+/// let executor = ExecutorBuilder::new()
+///     .with_queue("requests", 4)
+///     .with_queue("background", 1)
+///     .with_weight_controller("requests", DelayTarget(Duration::from_millis(1)))
+///     .build()
+///     .unwrap();
+/// # drop(executor);
+/// ```
 pub trait WeightController<K>: 'static {
     /// The weight the queue should have now, or `None` to keep it.
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, QueueStats, WeightController};
+    ///
+    /// /// Pins the queue's weight, whatever `set_weight` did meanwhile.
+    /// struct Fixed(u32);
+    ///
+    /// impl<K> WeightController<K> for Fixed {
+    ///     fn weight(&mut self, stats: &QueueStats<K>) -> Option<u32> {
+    ///         (stats.weight != self.0).then_some(self.0)
+    ///     }
+    /// }
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue(0u8, 1)
+    ///     .with_weight_controller(0, Fixed(5))
+    ///     .build()
+    ///     .unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async {});
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(task)).unwrap();
+    /// assert_eq!(executor.queue_stats(0).unwrap().weight, 5);
+    /// ```
     fn weight(&mut self, stats: &QueueStats<K>) -> Option<u32>;
 
     /// How often to be consulted (default: every 10 ms).
+    ///
+    /// ```rust
+    /// use clockworker::{BacklogController, WeightController};
+    /// use std::time::Duration;
+    ///
+    /// let backlog = BacklogController::new(1, 8, 100);
+    /// assert_eq!(WeightController::<u8>::interval(&backlog), Duration::from_millis(10));
+    /// ```
     fn interval(&self) -> Duration {
         Duration::from_millis(10)
     }
@@ -28,6 +86,24 @@ pub trait WeightController<K>: 'static {
 /// Grows a queue's weight with its backlog: `base + ready_tasks / tasks_per_step`,
 /// capped at `max`. For a background queue (compaction, flushing) that should stay
 /// polite while it keeps up and claim more of the core when work piles up.
+///
+/// ```rust
+/// use clockworker::{BacklogController, ExecutorBuilder};
+///
+/// let executor = ExecutorBuilder::new()
+///     .with_queue("requests", 8)
+///     .with_queue("compaction", 1)
+///     .with_weight_controller("compaction", BacklogController::new(1, 8, 100))
+///     .build()
+///     .unwrap();
+/// let compaction = executor.queue("compaction").unwrap();
+/// let jobs: Vec<_> = (0..250).map(|_| compaction.spawn(async {})).collect();
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// // The controller is consulted as the run loop starts: 250 ready tasks, 1 + 2 = 3.
+/// runtime.block_on(executor.run_until(async {}));
+/// assert_eq!(executor.queue_stats("compaction").unwrap().weight, 3);
+/// # drop(jobs);
+/// ```
 #[derive(Debug, Clone)]
 pub struct BacklogController {
     base: u32,
@@ -37,7 +113,20 @@ pub struct BacklogController {
 
 impl BacklogController {
     /// Weight `base` when the queue is empty, one more per `tasks_per_step` ready
-    /// tasks, never above `max`. `tasks_per_step` of 0 is taken as 1.
+    /// tasks, never above `max`. `tasks_per_step` of 0 is taken as 1. `base` and `max`
+    /// are clamped into `1..=MAX_WEIGHT`, and a `max` below `base` acts as `base`.
+    ///
+    /// ```rust
+    /// use clockworker::{BacklogController, ExecutorBuilder};
+    ///
+    /// // Weight 2 while idle, +1 per 10 ready tasks, at most 20.
+    /// let controller = BacklogController::new(2, 20, 10);
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue("flush", 2)
+    ///     .with_weight_controller("flush", controller)
+    ///     .build();
+    /// assert!(executor.is_ok());
+    /// ```
     pub fn new(base: u32, max: u32, tasks_per_step: usize) -> Self {
         BacklogController {
             base: base.clamp(1, MAX_WEIGHT),

@@ -7,6 +7,23 @@ use std::time::Duration;
 use crate::eevdf::MAX_WEIGHT;
 
 /// Why [`ExecutorBuilder::build`](crate::ExecutorBuilder::build) refused a configuration.
+///
+/// Every variant names the offending queue or setting, and `Display` says what to
+/// change.
+///
+/// ```rust
+/// use clockworker::{BuildError, ExecutorBuilder, MAX_WEIGHT};
+///
+/// let error = ExecutorBuilder::new()
+///     .with_queue("bulk", MAX_WEIGHT + 1)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(error, BuildError::WeightTooLarge { key: "bulk", weight: MAX_WEIGHT + 1 });
+/// assert_eq!(
+///     error.to_string(),
+///     "queue \"bulk\" has weight 10001, above the maximum of 10000"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError<K> {
@@ -67,6 +84,17 @@ impl<K: fmt::Debug> fmt::Display for BuildError<K> {
 impl<K: fmt::Debug> std::error::Error for BuildError<K> {}
 
 /// Why a spawn or queue lookup failed.
+///
+/// ```rust
+/// use clockworker::{ExecutorBuilder, SpawnError};
+///
+/// let executor = ExecutorBuilder::new().with_queue("io", 1).build().unwrap();
+/// assert!(matches!(executor.queue("cpu"), Err(SpawnError::UnknownQueue("cpu"))));
+///
+/// let io = executor.queue("io").unwrap();
+/// executor.shutdown();
+/// assert!(matches!(io.try_spawn(async {}), Err(SpawnError::ShuttingDown)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SpawnError<K> {
@@ -95,6 +123,20 @@ impl<K: fmt::Debug> std::error::Error for SpawnError<K> {}
 /// process and is never re-raised by the executor, whatever
 /// [`with_panic_on_task_panic`](crate::ExecutorBuilder::with_panic_on_task_panic)
 /// says: it reaches the handle, or is dropped with the payload if the handle is gone.
+///
+/// ```rust
+/// use clockworker::{ExecutorBuilder, JoinError};
+///
+/// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+/// let task = executor.queue(0).unwrap().spawn(std::future::pending::<()>());
+/// task.abort();
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// match runtime.block_on(executor.run_until(task)) {
+///     Ok(()) => unreachable!("the task never completes"),
+///     Err(JoinError::Cancelled) => {} // aborted
+///     Err(error) => panic!("unexpected: {error}"),
+/// }
+/// ```
 #[non_exhaustive]
 pub enum JoinError {
     /// The task was aborted, or the executor shut down (or was dropped) before it
@@ -107,12 +149,40 @@ pub enum JoinError {
 }
 
 impl JoinError {
-    /// True when the task was cancelled.
+    /// True when the task was cancelled: aborted, or its executor shut down or dropped
+    /// before it finished.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async { 1 });
+    /// executor.shutdown(); // cancels the task before it ever ran
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let error = runtime.block_on(task).unwrap_err();
+    /// assert!(error.is_cancelled() && !error.is_panic());
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self, JoinError::Cancelled)
     }
 
-    /// True when the task panicked.
+    /// True when the task panicked (and the panic was caught: see
+    /// [`ExecutorBuilder::with_panic_on_task_panic`](crate::ExecutorBuilder::with_panic_on_task_panic)).
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue(0u8, 1)
+    ///     .with_panic_on_task_panic(false) // resolve the handle instead of unwinding
+    ///     .build()
+    ///     .unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async { panic!("disk full") });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let error = runtime.block_on(executor.run_until(task)).unwrap_err();
+    /// assert!(error.is_panic());
+    /// assert_eq!(error.to_string(), "task panicked: disk full");
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(self, JoinError::Panic(_))
     }
@@ -122,6 +192,22 @@ impl JoinError {
     /// # Panics
     /// When the error is not a panic (check [`is_panic`](Self::is_panic) first, or use
     /// [`try_into_panic`](Self::try_into_panic)).
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue(0u8, 1)
+    ///     .with_panic_on_task_panic(false) // resolve the handle instead of unwinding
+    ///     .build()
+    ///     .unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async { panic!("disk full") });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let error = runtime.block_on(executor.run_until(task)).unwrap_err();
+    /// let payload = error.into_panic();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"disk full"));
+    /// // Or re-raise it on this thread: std::panic::resume_unwind(payload)
+    /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         match self.try_into_panic() {
             Ok(payload) => payload,
@@ -130,6 +216,20 @@ impl JoinError {
     }
 
     /// The panic payload, or the error itself when it is not a panic.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async {});
+    /// task.abort();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let error = runtime.block_on(executor.run_until(task)).unwrap_err();
+    /// match error.try_into_panic() {
+    ///     Ok(payload) => std::panic::resume_unwind(payload),
+    ///     Err(not_a_panic) => assert!(not_a_panic.is_cancelled()),
+    /// }
+    /// ```
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self {
             JoinError::Panic(payload) => Ok(payload),
@@ -173,6 +273,16 @@ impl fmt::Debug for JoinError {
 impl std::error::Error for JoinError {}
 
 /// Why [`Executor::set_weight`](crate::Executor::set_weight) refused a weight.
+///
+/// ```rust
+/// use clockworker::{ExecutorBuilder, SetWeightError};
+///
+/// let executor = ExecutorBuilder::new().with_queue("bulk", 1).build().unwrap();
+/// assert_eq!(executor.set_weight("bulk", 0), Err(SetWeightError::ZeroWeight("bulk")));
+/// assert_eq!(executor.set_weight("blk", 4), Err(SetWeightError::UnknownQueue("blk")));
+/// assert_eq!(executor.set_weight("bulk", 4), Ok(()));
+/// assert_eq!(executor.queue_stats("bulk").unwrap().weight, 4);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SetWeightError<K> {

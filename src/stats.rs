@@ -8,6 +8,23 @@ use std::time::Duration;
 const BUCKETS: usize = 64;
 
 /// A histogram of durations in power-of-two nanosecond buckets.
+///
+/// Recording is one add, so the executor keeps these on all the time: each
+/// [`QueueStats`] has one of queue delays and one of poll times. Values are only
+/// known to within a factor of two (the bucket they fell in).
+///
+/// ```rust
+/// use clockworker::ExecutorBuilder;
+///
+/// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+/// let queue = executor.queue(0).unwrap();
+/// let tasks: Vec<_> = (0..3).map(|_| queue.spawn(async {})).collect();
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// runtime.block_on(executor.run_until(async { for task in tasks { task.await.unwrap() } }));
+/// let stats = executor.queue_stats(0).unwrap();
+/// assert_eq!(stats.poll_time.count(), 3);
+/// println!("poll time: {:?}", stats.poll_time); // count, p50 and p99
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Log2Histogram {
     counts: [u64; BUCKETS],
@@ -29,12 +46,44 @@ impl Log2Histogram {
     }
 
     /// Number of recorded values.
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, Log2Histogram};
+    ///
+    /// assert_eq!(Log2Histogram::default().count(), 0);
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let tasks: Vec<_> = (0..3).map(|_| queue.spawn(async {})).collect();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(async { for task in tasks { task.await.unwrap() } }));
+    /// // One queue delay per poll: three tasks, one poll each.
+    /// assert_eq!(executor.queue_stats(0).unwrap().queue_delay.count(), 3);
+    /// ```
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
 
     /// Upper bound of the bucket holding the `q`-quantile (`q` in 0..=1), or `None` when
-    /// empty. Accurate to a factor of two, by construction.
+    /// empty. Accurate to a factor of two, by construction. `q` outside 0..=1 is
+    /// clamped into it.
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, Log2Histogram};
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Log2Histogram::default().quantile(0.99), None);
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(task)).unwrap();
+    /// let p99 = executor.queue_stats(0).unwrap().poll_time.quantile(0.99).unwrap();
+    /// // The bucket's upper bound: at least the 1 ms poll, at most twice it (plus slack).
+    /// assert!(p99 >= Duration::from_millis(1));
+    /// ```
     pub fn quantile(&self, q: f64) -> Option<Duration> {
         let total = self.count();
         if total == 0 {
@@ -51,7 +100,25 @@ impl Log2Histogram {
         None
     }
 
-    /// `(upper bound, count)` of every non-empty bucket, in increasing order.
+    /// `(upper bound, count)` of every non-empty bucket, in increasing order. The upper
+    /// bound of a bucket is `2^i - 1` ns; the bucket holds values from half of that
+    /// (rounded up) on.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let tasks: Vec<_> = (0..3).map(|_| queue.spawn(async {})).collect();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(async { for task in tasks { task.await.unwrap() } }));
+    /// let poll_time = executor.queue_stats(0).unwrap().poll_time;
+    /// let total: u64 = poll_time.buckets().map(|(_upper, count)| count).sum();
+    /// assert_eq!(total, poll_time.count());
+    /// for (upper, count) in poll_time.buckets() {
+    ///     println!("<= {upper:?}: {count}");
+    /// }
+    /// ```
     pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
         self.counts
             .iter()
@@ -81,6 +148,28 @@ impl fmt::Debug for Log2Histogram {
 
 /// Per-queue statistics, as returned by
 /// [`Executor::queue_stats`](crate::Executor::queue_stats).
+///
+/// A snapshot: the counters are cumulative since the executor was built; `ready` and
+/// `weight` are as of the call.
+///
+/// ```rust
+/// use clockworker::ExecutorBuilder;
+///
+/// let executor = ExecutorBuilder::new().with_queue("jobs", 2).build().unwrap();
+/// let jobs = executor.queue("jobs").unwrap();
+/// let done = jobs.spawn(async { 1 });
+/// let aborted = jobs.spawn(async { 2 });
+/// aborted.abort();
+/// assert_eq!(executor.queue_stats("jobs").unwrap().ready, 2); // not run yet
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let (done, aborted) = runtime.block_on(executor.run_until(async { (done.await, aborted.await) }));
+/// assert!(done.is_ok() && aborted.unwrap_err().is_cancelled());
+///
+/// let stats = executor.queue_stats("jobs").unwrap();
+/// assert_eq!((stats.key, stats.weight), ("jobs", 2));
+/// assert_eq!((stats.spawned, stats.completed, stats.cancelled), (2, 1, 1));
+/// assert_eq!(stats.ready, 0);
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct QueueStats<K> {
@@ -111,6 +200,22 @@ pub struct QueueStats<K> {
 }
 
 /// Executor-wide statistics, as returned by [`Executor::stats`](crate::Executor::stats).
+///
+/// ```rust
+/// use clockworker::{yield_now, ExecutorBuilder};
+///
+/// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+/// let queue = executor.queue(0).unwrap();
+/// let _parked = queue.spawn(std::future::pending::<()>()); // never finishes
+/// let task = queue.spawn(yield_now()); // two polls
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// runtime.block_on(executor.run_until(task)).unwrap();
+///
+/// let stats = executor.stats();
+/// assert_eq!(stats.polls, 3);
+/// assert_eq!(stats.live_tasks, 1);
+/// println!("busy {:?}, idle {:?}", stats.busy_time, stats.idle_time);
+/// ```
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ExecutorStats {

@@ -18,6 +18,19 @@
 /// queues and one-hour slices, `2^110` after the one more weight factor in
 /// `lag_ns` and `set_weight`, far inside `i128`. The test
 /// `a_year_does_not_overflow` runs that year (and a year alone) in debug.
+///
+/// ```rust
+/// use clockworker::{BuildError, ExecutorBuilder, MAX_WEIGHT};
+///
+/// let widest = ExecutorBuilder::new()
+///     .with_queue("urgent", MAX_WEIGHT)
+///     .with_queue("idle", 1)
+///     .build();
+/// assert!(widest.is_ok());
+///
+/// let too_heavy = ExecutorBuilder::new().with_queue("urgent", MAX_WEIGHT + 1).build();
+/// assert!(matches!(too_heavy, Err(BuildError::WeightTooLarge { .. })));
+/// ```
 pub const MAX_WEIGHT: u32 = 10_000;
 
 /// Virtual-time units per ns of service at weight 1.

@@ -8,6 +8,22 @@ use std::sync::Mutex;
 use crate::error::BuildError;
 
 /// Why [`PoolBuilder::build`](super::PoolBuilder::build) failed.
+///
+/// ```rust
+/// use clockworker::pool::{PoolBuilder, PoolError};
+/// use clockworker::ExecutorBuilder;
+///
+/// // Every shard must have the same queue keys, in the same order.
+/// let error = PoolBuilder::new(|shard| {
+///     let key = if shard == 0 { "a" } else { "b" };
+///     ExecutorBuilder::new().with_queue(key, 1)
+/// })
+/// .shards(2)
+/// .build()
+/// .unwrap_err();
+/// assert!(matches!(error, PoolError::LayoutMismatch { shard: 1 }));
+/// println!("{error}");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum PoolError<K> {
@@ -82,6 +98,21 @@ impl<K: fmt::Debug> std::error::Error for PoolError<K> {
 }
 
 /// Why a spawn through the pool failed.
+///
+/// ```rust
+/// use clockworker::pool::{spawn_local, PoolBuilder, PoolSpawnError};
+/// use clockworker::ExecutorBuilder;
+///
+/// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue("io", 1))
+///     .shards(1)
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.spawn("cpu", async {}).unwrap_err(), PoolSpawnError::UnknownQueue("cpu"));
+/// // `spawn_local` works only on a shard's thread.
+/// assert_eq!(spawn_local("io", async {}).unwrap_err(), PoolSpawnError::NotOnShard);
+/// pool.shutdown().unwrap();
+/// assert_eq!(pool.spawn("io", async {}).unwrap_err(), PoolSpawnError::ShutDown);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PoolSpawnError<K> {
@@ -128,6 +159,26 @@ impl<K: fmt::Debug> std::error::Error for PoolSpawnError<K> {}
 
 /// Shards whose threads ended by a panic, as found by [`Pool::shutdown`](super::Pool::shutdown).
 /// `Send + Sync`, so it converts into `io::Error` or other boxed errors.
+///
+/// A shard's thread ends by a panic when one of its tasks panics and the executor
+/// propagates task panics (the default of
+/// [`with_panic_on_task_panic`](crate::ExecutorBuilder::with_panic_on_task_panic)):
+///
+/// ```rust
+/// use clockworker::pool::PoolBuilder;
+/// use clockworker::ExecutorBuilder;
+///
+/// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+///     .shards(2)
+///     .build()
+///     .unwrap();
+/// let doomed = pool.spawn_on(1, 0, async { panic!("corrupt page") }).unwrap();
+/// assert!(futures_lite::future::block_on(doomed).is_err()); // the shard is gone
+/// let error = pool.shutdown().unwrap_err();
+/// assert_eq!(error.to_string(), "shard thread(s) panicked: shard 1 (\"corrupt page\")");
+/// let as_io = std::io::Error::other(error); // `Send + Sync + 'static`
+/// # drop(as_io);
+/// ```
 pub struct ShutdownError {
     /// Each payload sits in a `Mutex` only to make the error `Sync`.
     panics: Vec<(usize, Mutex<Box<dyn Any + Send + 'static>>)>,
@@ -177,11 +228,43 @@ impl ShutdownError {
     }
 
     /// The shards that panicked, in increasing order.
+    ///
+    /// ```rust
+    /// use clockworker::pool::PoolBuilder;
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .shards(3)
+    ///     .build()
+    ///     .unwrap();
+    /// for shard in [2, 0] {
+    ///     let doomed = pool.spawn_on(shard, 0, async { panic!("bad input") }).unwrap();
+    ///     let _ = futures_lite::future::block_on(doomed);
+    /// }
+    /// let error = pool.shutdown().unwrap_err();
+    /// assert_eq!(error.shards().collect::<Vec<_>>(), [0, 2]);
+    /// ```
     pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
         self.panics.iter().map(|(shard, _)| *shard)
     }
 
     /// Each panicked shard with its panic payload (for `std::panic::resume_unwind`).
+    ///
+    /// ```rust
+    /// use clockworker::pool::PoolBuilder;
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .shards(1)
+    ///     .build()
+    ///     .unwrap();
+    /// let doomed = pool.spawn(0, async { panic!("out of memory") }).unwrap();
+    /// let _ = futures_lite::future::block_on(doomed);
+    /// let panics = pool.shutdown().unwrap_err().into_panics();
+    /// let (shard, payload) = &panics[0];
+    /// assert_eq!(*shard, 0);
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"out of memory"));
+    /// ```
     pub fn into_panics(self) -> Vec<(usize, Box<dyn Any + Send + 'static>)> {
         self.panics
             .into_iter()

@@ -36,6 +36,32 @@ pub(super) enum JoinState {
 ///
 /// `Send + Sync` (share it in an `Arc` to spawn from many threads). Dropping it shuts
 /// every shard down, like [`shutdown`](Self::shutdown).
+///
+/// ```rust
+/// use clockworker::pool::PoolBuilder;
+/// use clockworker::ExecutorBuilder;
+/// use std::sync::Arc;
+///
+/// let pool = Arc::new(
+///     PoolBuilder::new(|_| ExecutorBuilder::new().with_queue("work", 1))
+///         .shards(2)
+///         .build()
+///         .unwrap(),
+/// );
+/// // Spawn from several threads at once; await the handles anywhere.
+/// let threads: Vec<_> = (0..2u64)
+///     .map(|i| {
+///         let pool = pool.clone();
+///         std::thread::spawn(move || {
+///             let handle = pool.spawn("work", async move { i * 10 }).unwrap();
+///             futures_lite::future::block_on(handle).unwrap()
+///         })
+///     })
+///     .collect();
+/// let sum: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+/// assert_eq!(sum, 10);
+/// pool.shutdown().unwrap();
+/// ```
 pub struct Pool<K> {
     pub(super) shards: Vec<Shard<K>>,
     pub(super) next: AtomicUsize,
@@ -47,12 +73,49 @@ pub struct Pool<K> {
 
 impl<K: QueueKey + Send + Sync> Pool<K> {
     /// Number of shards.
+    ///
+    /// ```rust
+    /// use clockworker::pool::PoolBuilder;
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .shards(2)
+    ///     .build()
+    ///     .unwrap();
+    /// // One task per shard.
+    /// let handles: Vec<_> = (0..pool.shards())
+    ///     .map(|shard| pool.spawn_on(shard, 0, async move { shard * 2 }).unwrap())
+    ///     .collect();
+    /// let results: Vec<_> = handles
+    ///     .into_iter()
+    ///     .map(|handle| futures_lite::future::block_on(handle).unwrap())
+    ///     .collect();
+    /// assert_eq!(results, [0, 2]);
+    /// # pool.shutdown().unwrap();
+    /// ```
     pub fn shards(&self) -> usize {
         self.shards.len()
     }
 
     /// Spawns `future` onto queue `key` of shard `shard`. The future runs on that
     /// shard's thread; the handle may be awaited from anywhere.
+    ///
+    /// ```rust
+    /// use clockworker::pool::{current_shard, PoolBuilder, PoolSpawnError};
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .shards(2)
+    ///     .build()
+    ///     .unwrap();
+    /// let handle = pool.spawn_on(1, 0, async { current_shard() }).unwrap();
+    /// assert_eq!(futures_lite::future::block_on(handle).unwrap(), Some(1));
+    /// assert!(matches!(
+    ///     pool.spawn_on(2, 0, async {}),
+    ///     Err(PoolSpawnError::ShardOutOfRange { shard: 2, shards: 2 })
+    /// ));
+    /// # pool.shutdown().unwrap();
+    /// ```
     pub fn spawn_on<F>(
         &self,
         shard: usize,
@@ -86,6 +149,21 @@ impl<K: QueueKey + Send + Sync> Pool<K> {
     }
 
     /// Spawns `future` onto queue `key` of the next shard, round-robin.
+    ///
+    /// ```rust
+    /// use clockworker::pool::{current_shard, PoolBuilder};
+    /// use clockworker::ExecutorBuilder;
+    /// use futures_lite::future::block_on;
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .shards(2)
+    ///     .build()
+    ///     .unwrap();
+    /// let first = block_on(pool.spawn(0, async { current_shard() }).unwrap()).unwrap();
+    /// let second = block_on(pool.spawn(0, async { current_shard() }).unwrap()).unwrap();
+    /// assert_ne!(first, second); // two shards, taken in turn
+    /// # pool.shutdown().unwrap();
+    /// ```
     pub fn spawn<F>(
         &self,
         key: K,
@@ -99,17 +177,59 @@ impl<K: QueueKey + Send + Sync> Pool<K> {
         self.spawn_on(shard, key, future)
     }
 
-    /// The id of shard `shard`'s thread.
+    /// The id of shard `shard`'s thread, or `None` when there is no such shard.
+    ///
+    /// ```rust
+    /// use clockworker::pool::PoolBuilder;
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .shards(1)
+    ///     .build()
+    ///     .unwrap();
+    /// let ran_on = pool.spawn_on(0, 0, async { std::thread::current().id() }).unwrap();
+    /// let ran_on = futures_lite::future::block_on(ran_on).unwrap();
+    /// assert_eq!(pool.thread_id(0), Some(ran_on));
+    /// assert_eq!(pool.thread_id(1), None);
+    /// # pool.shutdown().unwrap();
+    /// ```
     pub fn thread_id(&self, shard: usize) -> Option<ThreadId> {
         self.shards.get(shard).map(|s| s.thread_id)
     }
 
-    /// Whether shard `shard`'s thread was pinned, and where.
+    /// Whether shard `shard`'s thread was pinned, and where (`None` when there is no
+    /// such shard).
+    ///
+    /// ```rust
+    /// use clockworker::pool::{PinStatus, PoolBuilder};
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .shards(1)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(matches!(pool.pin_status(0), Some(PinStatus::NotRequested)));
+    /// # pool.shutdown().unwrap();
+    /// ```
     pub fn pin_status(&self, shard: usize) -> Option<&PinStatus> {
         self.shards.get(shard).map(|s| &s.pin)
     }
 
     /// True once [`shutdown`](Self::shutdown) was called.
+    ///
+    /// ```rust
+    /// use clockworker::pool::{PoolBuilder, PoolSpawnError};
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .shards(1)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!pool.is_shut_down());
+    /// pool.shutdown().unwrap();
+    /// assert!(pool.is_shut_down());
+    /// assert!(matches!(pool.spawn(0, async {}), Err(PoolSpawnError::ShutDown)));
+    /// ```
     pub fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Acquire)
     }
@@ -129,6 +249,21 @@ impl<K: QueueKey + Send + Sync> Pool<K> {
     /// and returns `Ok(())` at once, without waiting (the calling shard can end only
     /// after the calling task's poll); a later call from outside, or dropping the
     /// pool, joins the threads.
+    ///
+    /// ```rust
+    /// use clockworker::pool::PoolBuilder;
+    /// use clockworker::{ExecutorBuilder, JoinError};
+    /// use futures_lite::future::block_on;
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .shards(1)
+    ///     .build()
+    ///     .unwrap();
+    /// // A task that never finishes is cancelled by the shutdown.
+    /// let stuck = pool.spawn(0, std::future::pending::<()>()).unwrap();
+    /// pool.shutdown().expect("no shard panicked");
+    /// assert!(matches!(block_on(stuck), Err(JoinError::Cancelled)));
+    /// ```
     pub fn shutdown(&self) -> Result<(), ShutdownError> {
         self.stop_all();
         if self.on_a_shard_thread() {

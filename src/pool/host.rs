@@ -55,6 +55,14 @@ use std::io;
 pub trait ShardHost: Send + Sync + 'static {
     /// The per-shard runtime (a tokio runtime, an executor, or `()` when blocking on
     /// the future needs no state).
+    ///
+    /// ```rust
+    /// use clockworker::pool::{ShardHost, SmolHost, TokioHost};
+    ///
+    /// // What each shard thread builds and keeps for the run loop.
+    /// let _: <TokioHost as ShardHost>::Runtime = TokioHost.build(0).unwrap();
+    /// let _: <SmolHost as ShardHost>::Runtime = ();
+    /// ```
     type Runtime;
 
     /// Builds shard `shard`'s runtime, on the shard's thread, before its executor is
@@ -63,6 +71,34 @@ pub trait ShardHost: Send + Sync + 'static {
     ///
     /// [`PoolBuilder::build`]: super::PoolBuilder::build
     /// [`PoolError::Runtime`]: super::PoolError::Runtime
+    ///
+    /// ```rust
+    /// use clockworker::pool::{PoolBuilder, PoolError, ShardHost};
+    /// use clockworker::ExecutorBuilder;
+    /// use std::future::Future;
+    ///
+    /// /// A host that cannot start shard 1 (say, its NUMA node has no memory left).
+    /// struct Picky;
+    ///
+    /// impl ShardHost for Picky {
+    ///     type Runtime = ();
+    ///     fn build(&self, shard: usize) -> std::io::Result<()> {
+    ///         if shard == 1 {
+    ///             return Err(std::io::Error::other("no runtime for shard 1"));
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///     fn block_on<F: Future>(&self, _: &mut (), future: F) -> F::Output {
+    ///         futures_lite::future::block_on(future)
+    ///     }
+    /// }
+    ///
+    /// let result = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .host(Picky)
+    ///     .shards(2)
+    ///     .build();
+    /// assert!(matches!(result, Err(PoolError::Runtime { shard: 1, .. })));
+    /// ```
     fn build(&self, shard: usize) -> io::Result<Self::Runtime>;
 
     /// Runs `future` to completion on the calling (shard) thread, inside `runtime`, and
@@ -70,6 +106,37 @@ pub trait ShardHost: Send + Sync + 'static {
     /// shard. Whatever I/O or timers the host offers to tasks must be usable while it
     /// runs; a panic out of `future` should propagate (it ends the shard's thread and
     /// is reported by [`Pool::shutdown`](super::Pool::shutdown)).
+    ///
+    /// The host can wrap the run future, e.g. to observe how long a shard ran:
+    ///
+    /// ```rust
+    /// use clockworker::pool::{PoolBuilder, ShardHost, SmolHost};
+    /// use clockworker::ExecutorBuilder;
+    /// use std::future::Future;
+    /// use std::time::Instant;
+    ///
+    /// struct Timed;
+    ///
+    /// impl ShardHost for Timed {
+    ///     type Runtime = ();
+    ///     fn build(&self, _shard: usize) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn block_on<F: Future>(&self, runtime: &mut (), future: F) -> F::Output {
+    ///         let start = Instant::now();
+    ///         let output = SmolHost.block_on(runtime, future);
+    ///         eprintln!("shard ran for {:?}", start.elapsed());
+    ///         output
+    ///     }
+    /// }
+    ///
+    /// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+    ///     .host(Timed)
+    ///     .shards(1)
+    ///     .build()
+    ///     .unwrap();
+    /// pool.shutdown().unwrap(); // prints "shard ran for ..."
+    /// ```
     fn block_on<F: Future>(&self, runtime: &mut Self::Runtime, future: F) -> F::Output;
 }
 
@@ -82,6 +149,26 @@ pub trait ShardHost: Send + Sync + 'static {
 /// [`PoolBuilder::new`](super::PoolBuilder::new) still starts from `TokioHost`, but
 /// the pool builds only once another host is chosen with
 /// [`host`](super::PoolBuilder::host), e.g. [`SmolHost`].
+///
+/// ```rust
+/// use clockworker::pool::{PoolBuilder, TokioHost};
+/// use clockworker::ExecutorBuilder;
+/// use std::time::Duration;
+///
+/// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+///     .host(TokioHost) // the default; naming it changes nothing
+///     .shards(1)
+///     .build()
+///     .unwrap();
+/// // tokio's timers (and sockets) work in the shard's tasks. (Make the timer inside the
+/// // task: `tokio::time::sleep` needs the runtime where it is called.)
+/// let slept = pool.spawn(0, async {
+///     tokio::time::sleep(Duration::from_millis(1)).await;
+/// });
+/// let slept = slept.unwrap();
+/// futures_lite::future::block_on(slept).unwrap();
+/// pool.shutdown().unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioHost;
 
@@ -109,6 +196,23 @@ impl ShardHost for TokioHost {
 /// the shard from there. To drive that reactor on the shard threads instead, write a
 /// host around `async_io::block_on` (see [`ShardHost`]). tokio's sockets
 /// and timers do not work here (there is no tokio runtime); tokio's channels do.
+///
+/// ```rust
+/// use clockworker::pool::{PoolBuilder, SmolHost};
+/// use clockworker::ExecutorBuilder;
+/// use std::time::Duration;
+///
+/// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+///     .host(SmolHost)
+///     .shards(1)
+///     .build()
+///     .unwrap();
+/// let slept = pool.spawn(0, async {
+///     async_io::Timer::after(Duration::from_millis(1)).await;
+/// });
+/// futures_lite::future::block_on(slept.unwrap()).unwrap();
+/// pool.shutdown().unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SmolHost;
 

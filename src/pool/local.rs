@@ -38,6 +38,20 @@ impl Drop for CurrentShardGuard {
 }
 
 /// The index of the pool shard running on this thread, if any.
+///
+/// ```rust
+/// use clockworker::pool::{current_shard, PoolBuilder};
+/// use clockworker::ExecutorBuilder;
+///
+/// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+///     .shards(2)
+///     .build()
+///     .unwrap();
+/// let on_shard = pool.spawn_on(1, 0, async { current_shard() }).unwrap();
+/// assert_eq!(futures_lite::future::block_on(on_shard).unwrap(), Some(1));
+/// assert_eq!(current_shard(), None); // this thread is no shard
+/// # pool.shutdown().unwrap();
+/// ```
 pub fn current_shard() -> Option<usize> {
     CURRENT_SHARD
         .try_with(|current| current.borrow().as_ref().map(|(index, _)| *index))
@@ -50,6 +64,26 @@ pub fn current_shard() -> Option<usize> {
 ///
 /// Hold it (or the [`QueueHandle`](crate::QueueHandle)s it gives) only in `!Send`
 /// tasks; a task spawned through the pool must drop it before its next `.await`.
+///
+/// ```rust
+/// use clockworker::pool::{current_executor, PoolBuilder};
+/// use clockworker::ExecutorBuilder;
+///
+/// let pool = PoolBuilder::new(|_| {
+///     ExecutorBuilder::new().with_queue("requests", 8).with_queue("background", 1)
+/// })
+/// .shards(1)
+/// .build()
+/// .unwrap();
+/// let weight = pool.spawn("requests", async {
+///     // The `Rc<Executor>` is dropped at the end of the statement, before any `.await`.
+///     let executor = current_executor::<&str>().expect("on a shard, with &str keys");
+///     executor.set_weight("background", 2).unwrap();
+///     executor.queue_stats("background").unwrap().weight
+/// });
+/// assert_eq!(futures_lite::future::block_on(weight.unwrap()).unwrap(), 2);
+/// # pool.shutdown().unwrap();
+/// ```
 pub fn current_executor<K: QueueKey>() -> Option<Rc<Executor<K>>> {
     CURRENT_SHARD
         .try_with(|current| {
@@ -64,6 +98,27 @@ pub fn current_executor<K: QueueKey>() -> Option<Rc<Executor<K>>> {
 /// Spawns a task, whose future may be `!Send`, onto queue `key` of the pool shard
 /// running on this thread. Errors: [`PoolSpawnError::NotOnShard`] off a shard thread
 /// (or for a key type other than the shard's), `UnknownQueue`, `ShutDown`.
+///
+/// ```rust
+/// use clockworker::pool::{spawn_local, PoolBuilder};
+/// use clockworker::ExecutorBuilder;
+/// use std::rc::Rc;
+///
+/// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+///     .shards(1)
+///     .build()
+///     .unwrap();
+/// let total = pool.spawn(0, async {
+///     // A `!Send` future (it holds an `Rc`), kept on this shard.
+///     let local = spawn_local(0u8, async {
+///         let shared = Rc::new(20);
+///         *shared + 1
+///     });
+///     local.unwrap().await.unwrap() * 2
+/// });
+/// assert_eq!(futures_lite::future::block_on(total.unwrap()).unwrap(), 42);
+/// # pool.shutdown().unwrap();
+/// ```
 pub fn spawn_local<K, F>(key: K, future: F) -> Result<JoinHandle<F::Output>, PoolSpawnError<K>>
 where
     K: QueueKey,

@@ -70,7 +70,26 @@ impl ShardCpu {
     }
 }
 
-/// Whether and where a shard's thread was pinned.
+/// Whether and where a shard's thread was pinned, as reported by
+/// [`Pool::pin_status`](super::Pool::pin_status).
+///
+/// ```rust
+/// use clockworker::pool::{PinStatus, PoolBuilder};
+/// use clockworker::ExecutorBuilder;
+///
+/// let pool = PoolBuilder::new(|_| ExecutorBuilder::new().with_queue(0u8, 1))
+///     .shards(1)
+///     .pin_to_cores()
+///     .build()
+///     .unwrap();
+/// match pool.pin_status(0) {
+///     Some(PinStatus::Pinned { cpu }) => println!("shard 0 on CPU {cpu}"),
+///     Some(PinStatus::Failed { cpu, error }) => println!("CPU {cpu:?} refused: {error}"),
+///     Some(PinStatus::NotRequested) => unreachable!("pinning was asked for"),
+///     Some(_) | None => unreachable!(),
+/// }
+/// # pool.shutdown().unwrap();
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum PinStatus {

@@ -10,6 +10,32 @@ use super::{ReadyTask, Scheduler};
 /// A task that was spawned earlier always runs before a ready task spawned later, even
 /// if it slept in between: old requests are finished before new ones are started.
 /// `push` and `pop` are O(log n) (a binary heap keyed by spawn order).
+///
+/// A task that yields still finishes before a task spawned after it (compare
+/// [`RunnableFifo`](super::RunnableFifo)):
+///
+/// ```rust
+/// use clockworker::scheduler::{ArrivalFifo};
+/// use clockworker::{yield_now, ExecutorBuilder};
+/// use std::{cell::RefCell, rc::Rc};
+///
+/// let executor = ExecutorBuilder::new()
+///     .with_queue_scheduler(0u8, 1, ArrivalFifo::new())
+///     .build()
+///     .unwrap();
+/// let queue = executor.queue(0).unwrap();
+/// let done = Rc::new(RefCell::new(Vec::new()));
+/// let log = done.clone();
+/// let older = queue.spawn(async move {
+///     yield_now().await; // ready again, still ahead of `newer`
+///     log.borrow_mut().push("older");
+/// });
+/// let log = done.clone();
+/// let newer = queue.spawn(async move { log.borrow_mut().push("newer") });
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// runtime.block_on(executor.run_until(async { (older.await, newer.await) }));
+/// assert_eq!(*done.borrow(), ["older", "newer"]);
+/// ```
 #[derive(Debug, Default)]
 pub struct ArrivalFifo {
     ready: BinaryHeap<Reverse<ByArrival>>,
@@ -17,6 +43,16 @@ pub struct ArrivalFifo {
 
 impl ArrivalFifo {
     /// An empty queue.
+    ///
+    /// ```rust
+    /// use clockworker::scheduler::{ArrivalFifo, Scheduler};
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let fifo = ArrivalFifo::new();
+    /// assert_eq!(fifo.len(), 0);
+    /// let executor = ExecutorBuilder::new().with_queue_scheduler("requests", 1, fifo).build();
+    /// assert!(executor.is_ok());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }

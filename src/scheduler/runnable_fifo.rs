@@ -8,13 +8,50 @@ use super::{ReadyTask, Scheduler};
 ///
 /// The default policy of every queue. A task that yields goes to the back, behind every
 /// task that became ready before it. `push` and `pop` are O(1).
+///
+/// A task that yields lets a task spawned after it finish first (compare
+/// [`ArrivalFifo`](super::ArrivalFifo)):
+///
+/// ```rust
+/// use clockworker::scheduler::{RunnableFifo};
+/// use clockworker::{yield_now, ExecutorBuilder};
+/// use std::{cell::RefCell, rc::Rc};
+///
+/// let executor = ExecutorBuilder::new()
+///     .with_queue_scheduler(0u8, 1, RunnableFifo::new())
+///     .build()
+///     .unwrap();
+/// let queue = executor.queue(0).unwrap();
+/// let done = Rc::new(RefCell::new(Vec::new()));
+/// let log = done.clone();
+/// let older = queue.spawn(async move {
+///     yield_now().await; // back of the queue, behind `newer`
+///     log.borrow_mut().push("older");
+/// });
+/// let log = done.clone();
+/// let newer = queue.spawn(async move { log.borrow_mut().push("newer") });
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// runtime.block_on(executor.run_until(async { (older.await, newer.await) }));
+/// assert_eq!(*done.borrow(), ["newer", "older"]);
+/// ```
 #[derive(Debug, Default)]
 pub struct RunnableFifo {
     ready: VecDeque<ReadyTask>,
 }
 
 impl RunnableFifo {
-    /// An empty FIFO.
+    /// An empty FIFO. [`ExecutorBuilder::with_queue`](crate::ExecutorBuilder::with_queue)
+    /// uses one; naming it is the same.
+    ///
+    /// ```rust
+    /// use clockworker::scheduler::{RunnableFifo, Scheduler};
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let fifo = RunnableFifo::new();
+    /// assert!(fifo.is_empty());
+    /// let executor = ExecutorBuilder::new().with_queue_scheduler(0u8, 1, fifo).build();
+    /// assert!(executor.is_ok());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
