@@ -15,7 +15,7 @@
 //!
 //! Every figure is the median over interleaved rounds of one sample per configuration;
 //! runtimes and executors are built outside the timed part, and glibc is kept from
-//! trimming the heap between samples (DESIGN.md, "Two traps").
+//! trimming the heap between samples (docs/PROFILING.md, "Measuring wall time on a shared machine").
 //!
 //! `cargo bench --bench overhead [-- OP [CONFIG]]`, OP one of `spawn`, `join`, `yield`,
 //! `wake`, CONFIG one of `tokio`, `smol`, `cw-tokio`, `cw-smol`: runs only those (for a

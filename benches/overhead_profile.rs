@@ -10,7 +10,7 @@
 //! Rounds are interleaved after a warm-up and each figure is the median over rounds.
 //! Each sample builds its runtime and executor outside the timed part; glibc is told
 //! not to trim or mmap so that one configuration's frees do not tax the next one's
-//! allocations (see DESIGN.md "Two traps").
+//! allocations (see docs/PROFILING.md, "Measuring wall time on a shared machine").
 //!
 //! Usage: `cargo bench --bench overhead_profile [-- tokio|fifo|las|tokio-neutral|smol|fifo-neutral|cw-smol]`;
 //! `OVH_TASKS` (default 50000), `OVH_ITERS` (yields per task, default 5),

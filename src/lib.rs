@@ -133,6 +133,8 @@
 //!   thread-per-core pool of executors.
 //! - `observe` (features `metrics`, `tracing`): what is exported and traced.
 #![warn(missing_docs)]
+// The crate docs link to `pool` items, which exist only with that (default) feature.
+#![cfg_attr(not(feature = "pool"), allow(rustdoc::broken_intra_doc_links))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 // Modules, bottom layer first; a module imports only from layers below its own

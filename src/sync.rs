@@ -1,4 +1,4 @@
-//! The synchronisation primitives of the cross-thread side (`crate::remote`), from one
+//! The synchronisation primitives of the cross-thread side (`crate::inbox`), from one
 //! place: std's atomics and the `atomic-waker` crate in normal builds, loom's under
 //! `--cfg loom`, so that loom models explore every interleaving of our handshake.
 //!

@@ -110,8 +110,9 @@ pub fn sleep_until(deadline: Instant) {
 }
 
 /// Keeps glibc from trimming the heap or using mmap for large blocks, so one
-/// configuration's frees do not make the next one pay for page faults (DESIGN.md,
-/// "Two traps"). Call first thing in `main`, before any thread exists.
+/// configuration's frees do not make the next one pay for page faults
+/// (docs/PROFILING.md, "Measuring wall time on a shared machine"). Call first thing
+/// in `main`, before any thread exists.
 pub fn keep_heap() {
     // SAFETY: mallopt only changes glibc allocator tunables; no other thread exists yet.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -25,7 +25,7 @@ struct Figures {
     low: f64,
     /// Max over all checks of lag / upper bound of (a) (bound: < 1).
     high: f64,
-    /// Max over all checks of lag / (S + q), for comparison with DESIGN.md.
+    /// Max over all checks of lag / (S + q), for comparison with the lag bound of src/eevdf/RULES.md.
     high_s_q: f64,
     /// Max over waits of wait / bound (b).
     wait: f64,

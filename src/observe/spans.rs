@@ -37,7 +37,7 @@ impl PollSpans {
 
     /// Around a task poll: enters the poll's span, if any subscriber may want `TRACE`
     /// spans. Without one, this is two loads and a compare: no `Span` is built (a
-    /// disabled one still costs a few dozen instructions).
+    /// disabled one still costs a call and its field setup).
     #[inline(always)]
     pub(crate) fn enter(&self, queue: usize, task: u64) -> Option<tracing::span::EnteredSpan> {
         use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};

@@ -38,7 +38,8 @@ pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 pub(crate) struct TaskMeta {
     /// Index of the queue the task belongs to (see `queue()`). A `u32` so that it
     /// shares a word with the two flags below: the panic slot then fits in the
-    /// metadata without growing the task cell (136 bytes, 144 with glibc's header).
+    /// metadata without growing the task cell (its size: docs/BENCHMARKS.md, "Memory per
+    /// task").
     pub(crate) queue: u32,
     /// The group the task was spawned in, if any: its shared service account.
     pub(crate) group: Option<Arc<GroupAccount>>,
