@@ -38,6 +38,21 @@ static NEXT_EXECUTOR_ID: AtomicU64 = AtomicU64::new(1);
 /// [`shutdown`](Self::shutdown) does (a panic in a future's `Drop` goes to the task's
 /// handle; the executor's `Drop` does not panic).
 ///
+/// ```rust
+/// use clockworker::ExecutorBuilder;
+///
+/// let executor = ExecutorBuilder::new().with_queue("work", 1).build().unwrap();
+/// let work = executor.queue("work").unwrap();
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let answer = runtime.block_on(executor.run_until(work.spawn(async { 6 * 7 })));
+/// assert_eq!(answer.unwrap(), 42);
+///
+/// // Dropping the executor cancels the tasks it still holds.
+/// let stuck = work.spawn(std::future::pending::<()>());
+/// drop(executor);
+/// assert!(runtime.block_on(stuck).unwrap_err().is_cancelled());
+/// ```
+///
 /// ```compile_fail
 /// fn assert_send<T: Send>() {}
 /// assert_send::<clockworker::Executor<u8>>();
@@ -94,6 +109,15 @@ impl<K: QueueKey> Executor<K> {
     }
 
     /// A handle that spawns onto the queue named `key`.
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, SpawnError};
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue("io", 1).build().unwrap();
+    /// let io = executor.queue("io").unwrap();
+    /// assert_eq!(io.key(), "io");
+    /// assert!(matches!(executor.queue("cpu"), Err(SpawnError::UnknownQueue("cpu"))));
+    /// ```
     pub fn queue(&self, key: K) -> Result<QueueHandle<K>, SpawnError<K>> {
         match self.index.get(&key) {
             Some(&queue) => Ok(QueueHandle::new(self.core.clone(), queue, key)),
@@ -103,6 +127,50 @@ impl<K: QueueKey> Executor<K> {
 
     /// Runs tasks until [`shutdown`](Self::shutdown) is called (from a task, or from
     /// other code on this thread), then returns. Returns at once on a shut-down executor.
+    ///
+    /// `run` suits a loop that is one task of the host among others, here in a tokio
+    /// `LocalSet`:
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let local = tokio::task::LocalSet::new();
+    /// local.block_on(&runtime, async {
+    ///     let runner = executor.clone();
+    ///     let run = tokio::task::spawn_local(async move { runner.run().await });
+    ///     assert_eq!(queue.spawn(async { 2 + 2 }).await.unwrap(), 4);
+    ///     executor.shutdown(); // from outside the executor's tasks: `run` returns
+    ///     run.await.unwrap();
+    /// });
+    /// assert!(executor.is_shut_down());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`run_until`](Self::run_until): by default a task's panic leaves `run` with
+    /// the task's payload, while
+    /// [`with_panic_on_task_panic(false)`](crate::ExecutorBuilder::with_panic_on_task_panic)
+    /// turns it into a [`JoinError::Panic`](crate::JoinError::Panic) on the task's
+    /// handle; and polling `run` while the same executor is already being polled (from
+    /// inside one of its own tasks, say) panics:
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    /// use std::panic::{catch_unwind, AssertUnwindSafe};
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let same = executor.clone();
+    /// // A task that runs its own executor: that poll panics, and (by default) the
+    /// // task's panic leaves the outer `run`.
+    /// executor.queue(0).unwrap().spawn(async move { same.run().await });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let payload = catch_unwind(AssertUnwindSafe(|| runtime.block_on(executor.run())));
+    /// let message = *payload.unwrap_err().downcast::<&str>().unwrap();
+    /// assert!(message.contains("already running"));
+    /// ```
     pub async fn run(&self) {
         let never_woken = AtomicBool::new(false);
         poll_fn(|cx| {
@@ -120,6 +188,78 @@ impl<K: QueueKey> Executor<K> {
     /// Runs tasks while driving `future`, and returns its output as soon as it
     /// completes. Tasks still pending stay in their queues and resume on the next
     /// `run`/`run_until`.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let (sender, receiver) = tokio::sync::oneshot::channel();
+    /// let waiter = executor.queue(0).unwrap().spawn(async move { receiver.await.unwrap() + 1 });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// // Returns as soon as its own future is done; `waiter` is still pending.
+    /// assert_eq!(runtime.block_on(executor.run_until(async { "done" })), "done");
+    /// assert!(!waiter.is_finished());
+    /// sender.send(41).unwrap();
+    /// // The next run picks `waiter` up again.
+    /// assert_eq!(runtime.block_on(executor.run_until(waiter)).unwrap(), 42);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// By default
+    /// ([`with_panic_on_task_panic(true)`](crate::ExecutorBuilder::with_panic_on_task_panic))
+    /// a task's panic is not caught: it leaves `run_until` with the task's own payload,
+    /// and the task's handle resolves [`JoinError::Cancelled`](crate::JoinError::Cancelled).
+    /// With `with_panic_on_task_panic(false)` the run loop catches it and carries on,
+    /// and the task's handle resolves [`JoinError::Panic`](crate::JoinError::Panic)
+    /// with the payload. (A panic in a future's `Drop` during a cancellation never
+    /// leaves `run_until`: see [`shutdown`](Self::shutdown).)
+    ///
+    /// `run_until` also panics when polled while the same executor is already being
+    /// polled: called from inside one of its own tasks, or from inside the future
+    /// another `run`/`run_until` of the same executor is driving. Running a *different*
+    /// executor there is fine: executors nest.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    /// use std::panic::{catch_unwind, AssertUnwindSafe};
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async { panic!("disk full") });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// // The task's panic unwinds out of `run_until`, with its payload.
+    /// let payload = catch_unwind(AssertUnwindSafe(|| {
+    ///     runtime.block_on(executor.run_until(std::future::pending::<()>()))
+    /// }))
+    /// .unwrap_err();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"disk full"));
+    /// assert!(runtime.block_on(task).unwrap_err().is_cancelled());
+    /// ```
+    ///
+    /// With `with_panic_on_task_panic(false)`, the same panic goes to the task's handle:
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, JoinError};
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue(0u8, 1)
+    ///     .with_panic_on_task_panic(false)
+    ///     .build()
+    ///     .unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let task = queue.spawn(async { panic!("disk full") });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let (result, next) = runtime.block_on(executor.run_until(async {
+    ///     (task.await, queue.spawn(async { 1 }).await)
+    /// }));
+    /// match result {
+    ///     Err(JoinError::Panic(payload)) => {
+    ///         assert_eq!(payload.downcast_ref(), Some(&"disk full"));
+    ///     }
+    ///     _ => unreachable!("the task panicked"),
+    /// }
+    /// assert_eq!(next.unwrap(), 1); // the executor kept running
+    /// ```
     pub async fn run_until<F: Future>(&self, future: F) -> F::Output {
         let mut future = pin!(future);
         let main = Arc::new(MainWake {
@@ -211,6 +351,20 @@ impl<K: QueueKey> Executor<K> {
     /// says: its handle resolves [`JoinError::Panic`](crate::JoinError) with the payload
     /// (dropped here if the handle is gone), the task counts as panicked, and every
     /// other task is still cancelled. The same holds when the executor is dropped.
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, SpawnError};
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let forever = queue.spawn(std::future::pending::<()>());
+    /// let stopper = executor.clone();
+    /// queue.spawn(async move { stopper.shutdown() });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run()); // returns once a task called `shutdown`
+    /// assert!(runtime.block_on(forever).unwrap_err().is_cancelled());
+    /// assert!(matches!(queue.try_spawn(async {}), Err(SpawnError::ShuttingDown)));
+    /// ```
     pub fn shutdown(&self) {
         self.core.shutdown();
     }
@@ -218,6 +372,16 @@ impl<K: QueueKey> Executor<K> {
     /// Changes a queue's weight from the next queue choice on. The queue's lag is
     /// rescaled (as Linux does on reweight), so the change brings neither a burst of
     /// service nor a penalty.
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, SetWeightError};
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue("bulk", 1).build().unwrap();
+    /// executor.set_weight("bulk", 4).unwrap();
+    /// assert_eq!(executor.queue_stats("bulk").unwrap().weight, 4);
+    /// assert!(matches!(executor.set_weight("bulk", 0), Err(SetWeightError::ZeroWeight("bulk"))));
+    /// assert!(matches!(executor.set_weight("web", 2), Err(SetWeightError::UnknownQueue("web"))));
+    /// ```
     pub fn set_weight(&self, key: K, weight: u32) -> Result<(), SetWeightError<K>> {
         let &queue = self
             .index
@@ -235,33 +399,138 @@ impl<K: QueueKey> Executor<K> {
 
     /// A `Send + Sync` spawner for other threads: spawns `Send` futures onto this
     /// executor's queues (see [`RemoteSpawner`]).
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue("io", 1).build().unwrap();
+    /// let remote = executor.remote();
+    /// let handle = std::thread::spawn(move || remote.spawn("io", async { 6 * 7 }).unwrap())
+    ///     .join()
+    ///     .unwrap();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// assert_eq!(runtime.block_on(executor.run_until(handle)).unwrap(), 42);
+    /// ```
     pub fn remote(&self) -> RemoteSpawner<K> {
         RemoteSpawner::new(self.core.inbox().clone(), self.index.clone())
     }
 
     /// True once [`shutdown`](Self::shutdown) was called.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// assert!(!executor.is_shut_down());
+    /// executor.shutdown();
+    /// executor.shutdown(); // idempotent
+    /// assert!(executor.is_shut_down());
+    /// ```
     pub fn is_shut_down(&self) -> bool {
         self.core.is_shut_down()
     }
 
     /// Executor-wide statistics.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let tasks: Vec<_> = (0..3).map(|i| queue.spawn(async move { i })).collect();
+    /// assert_eq!(executor.stats().live_tasks, 3);
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(async {
+    ///     for task in tasks {
+    ///         task.await.unwrap();
+    ///     }
+    /// }));
+    /// let stats = executor.stats();
+    /// assert_eq!((stats.polls, stats.live_tasks), (3, 0));
+    /// ```
     pub fn stats(&self) -> ExecutorStats {
         self.core.executor_stats()
     }
 
     /// Statistics of the queue named `key`, or `None` when there is no such queue.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue("fast", 2)
+    ///     .with_queue("slow", 1)
+    ///     .build()
+    ///     .unwrap();
+    /// let task = executor.queue("fast").unwrap().spawn(async {});
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(task)).unwrap();
+    /// let fast = executor.queue_stats("fast").unwrap();
+    /// assert_eq!((fast.weight, fast.spawned, fast.completed), (2, 1, 1));
+    /// assert_eq!(executor.queue_stats("slow").unwrap().polls, 0);
+    /// assert!(executor.queue_stats("missing").is_none());
+    /// ```
     pub fn queue_stats(&self, key: K) -> Option<QueueStats<K>> {
         let &queue = self.index.get(&key)?;
         Some(self.core.queue_stats(queue, key))
     }
 
     /// The keys of all queues, in the order they were added.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue(3u8, 1)
+    ///     .with_queue(1, 1)
+    ///     .with_queue(2, 1)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(executor.queue_keys(), [3, 1, 2]); // not sorted
+    /// ```
     pub fn queue_keys(&self) -> &[K] {
         &self.keys
     }
 
     /// Exports this executor's stats through the `metrics` facade now, to the
     /// recorder in force on this thread (see [`crate::observe`] for the names).
+    ///
+    /// ```rust
+    /// # use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
+    /// # use metrics::{SharedString, Unit};
+    /// # #[derive(Default)]
+    /// # struct Keys(std::cell::RefCell<Vec<String>>);
+    /// # impl Recorder for Keys {
+    /// #     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    /// #     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    /// #     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    /// #     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+    /// #         self.0.borrow_mut().push(key.to_string());
+    /// #         Counter::noop()
+    /// #     }
+    /// #     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+    /// #         self.0.borrow_mut().push(key.to_string());
+    /// #         Gauge::noop()
+    /// #     }
+    /// #     fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+    /// #         Histogram::noop()
+    /// #     }
+    /// # }
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// // `Keys` is a recorder that keeps the keys of the metrics it is handed (written
+    /// // out in the `clockworker::observe` docs).
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue("fg", 2)
+    ///     .with_queue("bg", 1)
+    ///     .build()
+    ///     .unwrap();
+    /// let keys = Keys::default();
+    /// metrics::with_local_recorder(&keys, || executor.export_metrics());
+    /// let keys = keys.0.into_inner();
+    /// assert_eq!(keys.len(), 2 * 9 + 6); // 9 metrics per queue, 6 for the executor
+    /// assert_eq!(keys.iter().filter(|key| key.ends_with("queue = bg])")).count(), 9);
+    /// ```
     #[cfg(feature = "metrics")]
     pub fn export_metrics(&self) {
         let queues = self
@@ -279,6 +548,42 @@ impl<K: QueueKey> Executor<K> {
     /// [`DEFAULT_METRICS_INTERVAL`](crate::observe::DEFAULT_METRICS_INTERVAL)); `None`
     /// stops the periodic export ([`export_metrics`](Self::export_metrics) still
     /// works). Takes effect at the next turn of the run loop.
+    ///
+    /// ```rust
+    /// # use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
+    /// # use metrics::{SharedString, Unit};
+    /// # #[derive(Default)]
+    /// # struct Keys(std::cell::RefCell<Vec<String>>);
+    /// # impl Recorder for Keys {
+    /// #     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    /// #     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    /// #     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    /// #     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+    /// #         self.0.borrow_mut().push(key.to_string());
+    /// #         Counter::noop()
+    /// #     }
+    /// #     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+    /// #         self.0.borrow_mut().push(key.to_string());
+    /// #         Gauge::noop()
+    /// #     }
+    /// #     fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+    /// #         Histogram::noop()
+    /// #     }
+    /// # }
+    /// use clockworker::ExecutorBuilder;
+    /// use std::time::Duration;
+    ///
+    /// // `Keys`: a recorder that keeps the keys of the metrics it is handed.
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let (quiet, periodic) = (Keys::default(), Keys::default());
+    /// executor.set_metrics_interval(None); // export only when asked
+    /// metrics::with_local_recorder(&quiet, || runtime.block_on(executor.run_until(async {})));
+    /// assert!(quiet.0.borrow().is_empty());
+    /// executor.set_metrics_interval(Some(Duration::from_secs(10))); // first export at once
+    /// metrics::with_local_recorder(&periodic, || runtime.block_on(executor.run_until(async {})));
+    /// assert!(!periodic.0.borrow().is_empty());
+    /// ```
     #[cfg(feature = "metrics")]
     pub fn set_metrics_interval(&self, interval: Option<Duration>) {
         self.metrics.borrow_mut().set_interval(interval);
@@ -286,6 +591,40 @@ impl<K: QueueKey> Executor<K> {
 
     /// Sets the value of the `executor` label of this executor's metrics (default:
     /// its id, a number unique in the process).
+    ///
+    /// ```rust
+    /// # use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
+    /// # use metrics::{SharedString, Unit};
+    /// # #[derive(Default)]
+    /// # struct Keys(std::cell::RefCell<Vec<String>>);
+    /// # impl Recorder for Keys {
+    /// #     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    /// #     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    /// #     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    /// #     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+    /// #         self.0.borrow_mut().push(key.to_string());
+    /// #         Counter::noop()
+    /// #     }
+    /// #     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+    /// #         self.0.borrow_mut().push(key.to_string());
+    /// #         Gauge::noop()
+    /// #     }
+    /// #     fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+    /// #         Histogram::noop()
+    /// #     }
+    /// # }
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// // `Keys`: a recorder that keeps the keys of the metrics it is handed.
+    /// let executor = ExecutorBuilder::new().with_queue("fg", 1).build().unwrap();
+    /// executor.set_metrics_label("shard-0");
+    /// let keys = Keys::default();
+    /// metrics::with_local_recorder(&keys, || executor.export_metrics());
+    /// let keys = keys.0.into_inner();
+    /// assert!(keys.iter().all(|key| key.contains("executor = shard-0")));
+    /// let weight = "Key(clockworker_queue_weight, [executor = shard-0, queue = fg])";
+    /// assert!(keys.iter().any(|key| key == weight));
+    /// ```
     #[cfg(feature = "metrics")]
     pub fn set_metrics_label(&self, label: impl Into<String>) {
         self.metrics.borrow_mut().set_label(Rc::from(label.into()));

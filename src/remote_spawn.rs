@@ -27,6 +27,24 @@ use crate::task::{JoinHandle, Runnable};
 /// Obtained from [`Executor::remote`](crate::Executor::remote); `Send + Sync + Clone`.
 /// The executor must be running (`run`/`run_until` polled by its host) for the
 /// tasks to start.
+///
+/// ```rust
+/// use clockworker::ExecutorBuilder;
+///
+/// let executor = ExecutorBuilder::new().with_queue("io", 1).build().unwrap();
+/// let remote = executor.remote();
+/// let (done_sender, done) = tokio::sync::oneshot::channel();
+/// let worker = std::thread::spawn(move || {
+///     let handle = remote.spawn("io", async { std::thread::current().id() }).unwrap();
+///     // Blocks this thread until the executor's thread has run the task.
+///     let ran_on = futures_lite::future::block_on(handle).unwrap();
+///     done_sender.send(ran_on).unwrap();
+/// });
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let ran_on = runtime.block_on(executor.run_until(done)).unwrap();
+/// assert_eq!(ran_on, std::thread::current().id()); // the executor's thread
+/// worker.join().unwrap();
+/// ```
 pub struct RemoteSpawner<K> {
     inbox: Arc<Inbox<Runnable>>,
     index: Arc<HashMap<K, usize>>,
@@ -60,6 +78,19 @@ impl<K: crate::QueueKey> RemoteSpawner<K> {
     /// Spawns `future` onto the queue named `key`. Errors: `UnknownQueue`, or
     /// `ShuttingDown` once the executor was shut down or dropped (the future is then
     /// dropped on this thread).
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, SpawnError};
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue("io", 1).build().unwrap();
+    /// let remote = executor.remote();
+    /// assert!(matches!(remote.spawn("disk", async {}), Err(SpawnError::UnknownQueue("disk"))));
+    /// let handle = remote.spawn("io", async { "done" }).unwrap();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// assert_eq!(runtime.block_on(executor.run_until(handle)).unwrap(), "done");
+    /// drop(executor);
+    /// assert!(matches!(remote.spawn("io", async {}), Err(SpawnError::ShuttingDown)));
+    /// ```
     pub fn spawn<F>(&self, key: K, future: F) -> Result<RemoteJoinHandle<F::Output>, SpawnError<K>>
     where
         F: Future + Send + 'static,
@@ -143,12 +174,33 @@ impl<T> Drop for Delivery<T> {
 /// is. Resolves like [`JoinHandle`]: `Ok(output)`, `Err(Cancelled)` (aborted, or the
 /// executor shut down before or after the task started), or `Err(Panic(..))`.
 /// Dropping it detaches the task.
+///
+/// ```rust
+/// use clockworker::ExecutorBuilder;
+///
+/// let executor = ExecutorBuilder::new().with_queue("io", 1).build().unwrap();
+/// let handle = executor.remote().spawn("io", async { 1 }).unwrap();
+/// executor.shutdown(); // before the run loop took the task in
+/// let result = futures_lite::future::block_on(handle);
+/// assert!(result.unwrap_err().is_cancelled());
+/// ```
 pub struct RemoteJoinHandle<T> {
     slot: Arc<Mutex<Slot<T>>>,
 }
 
 impl<T> RemoteJoinHandle<T> {
     /// Cancels the task (before it starts, or as [`JoinHandle::abort`] once it runs).
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue("io", 1).build().unwrap();
+    /// let handle = executor.remote().spawn("io", std::future::pending::<()>()).unwrap();
+    /// handle.abort(); // before the task even started
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let result = runtime.block_on(executor.run_until(handle));
+    /// assert!(result.unwrap_err().is_cancelled());
+    /// ```
     pub fn abort(&self) {
         let mut guard = self
             .slot

@@ -35,6 +35,50 @@
 //! | `clockworker_executor_max_driver_gap_ns` | gauge | longest stretch without returning to the host |
 //! | `clockworker_executor_live_tasks` | gauge | tasks spawned and not yet finished |
 //!
+//! To see what is exported, hand the executor a recorder: here a thread-local one that
+//! keeps the keys (name and labels) it is given.
+//!
+//! ```rust
+//! # #[cfg(feature = "metrics")] // this example needs feature `metrics`
+//! # fn main() {
+//! use clockworker::ExecutorBuilder;
+//! use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
+//! use metrics::{SharedString, Unit};
+//! use std::cell::RefCell;
+//!
+//! #[derive(Default)]
+//! struct Keys(RefCell<Vec<String>>);
+//!
+//! impl Recorder for Keys {
+//!     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+//!     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+//!     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+//!     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+//!         self.0.borrow_mut().push(key.to_string());
+//!         Counter::noop()
+//!     }
+//!     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+//!         self.0.borrow_mut().push(key.to_string());
+//!         Gauge::noop()
+//!     }
+//!     fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+//!         Histogram::noop()
+//!     }
+//! }
+//!
+//! let executor = ExecutorBuilder::new().with_queue("fg", 1).build().unwrap();
+//! executor.set_metrics_label("api");
+//! let keys = Keys::default();
+//! metrics::with_local_recorder(&keys, || executor.export_metrics());
+//! let keys = keys.0.into_inner();
+//! assert_eq!(keys.len(), 9 + 6); // one queue's metrics, then the executor's
+//! assert_eq!(keys[0], "Key(clockworker_queue_weight, [executor = api, queue = fg])");
+//! assert_eq!(keys[14], "Key(clockworker_executor_live_tasks, [executor = api])");
+//! # }
+//! # #[cfg(not(feature = "metrics"))]
+//! # fn main() {}
+//! ```
+//!
 //! # Tracing (feature `tracing`)
 //!
 //! Each task poll runs inside a span named `poll` (target `clockworker::poll`, level

@@ -24,6 +24,21 @@ type Inner<T> = async_task::FallibleTask<TaskOutput<T>, TaskMeta>;
 /// An output nobody takes (the handle was dropped before or after the task finished)
 /// is dropped by the executor or by `drop(handle)`; a panic in its `Drop` is then
 /// caught and discarded, as tokio does, rather than aborting the process.
+///
+/// ```rust
+/// use clockworker::ExecutorBuilder;
+///
+/// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+/// let queue = executor.queue(0).unwrap();
+/// let (sender, receiver) = std::sync::mpsc::channel();
+/// // Dropping a handle detaches its task: it still runs.
+/// drop(queue.spawn(async move { sender.send("detached task ran").unwrap() }));
+/// let answer = queue.spawn(async { 40 + 2 });
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// // Awaiting a handle gives the task's output, or a `JoinError`.
+/// assert_eq!(runtime.block_on(executor.run_until(answer)).unwrap(), 42);
+/// assert_eq!(receiver.try_recv(), Ok("detached task ran"));
+/// ```
 pub struct JoinHandle<T> {
     /// `None` once the result was taken, or when the spawn was refused.
     task: Option<Inner<T>>,
@@ -76,6 +91,26 @@ impl<T> JoinHandle<T> {
     /// that payload instead, the task counts as panicked in the queue's stats, and the
     /// run loop carries on: the panic is not re-raised out of `run`/`run_until`, even
     /// with the default `with_panic_on_task_panic(true)`.
+    ///
+    /// ```rust
+    /// use clockworker::{yield_now, ExecutorBuilder};
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let stuck = queue.spawn(std::future::pending::<u32>());
+    /// let quick = queue.spawn(async { 7 });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let (stuck, quick) = runtime.block_on(executor.run_until(async move {
+    ///     while !quick.is_finished() {
+    ///         yield_now().await;
+    ///     }
+    ///     stuck.abort(); // its future is dropped at the run loop's next turn
+    ///     quick.abort(); // no effect: it already finished
+    ///     (stuck.await, quick.await)
+    /// }));
+    /// assert!(stuck.unwrap_err().is_cancelled());
+    /// assert_eq!(quick.unwrap(), 7);
+    /// ```
     pub fn abort(&self) {
         let (Some(task), Some(meta)) = (self.task.as_ref(), self.meta()) else {
             return;
@@ -98,6 +133,22 @@ impl<T> JoinHandle<T> {
     }
 
     /// True once the task completed, panicked or was cancelled (its future is gone).
+    ///
+    /// ```rust
+    /// use clockworker::{yield_now, ExecutorBuilder};
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async { "done" });
+    /// assert!(!task.is_finished()); // the executor has not run yet
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(async {
+    ///     while !task.is_finished() {
+    ///         yield_now().await;
+    ///     }
+    /// }));
+    /// // The output waits in the handle until it is awaited.
+    /// assert_eq!(runtime.block_on(task).unwrap(), "done");
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|task| task.is_finished())
     }
