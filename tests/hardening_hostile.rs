@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::quiet_panics;
+use common::{outputs_of, quiet_panics};
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
@@ -249,13 +249,7 @@ fn a_key_whose_debug_panics_does_not_break_the_executor() {
             })
         })
         .collect();
-    let outputs = block_on(executor.run_until(async {
-        let mut outputs = Vec::new();
-        for handle in handles {
-            outputs.push(handle.await.unwrap());
-        }
-        outputs
-    }));
+    let outputs = block_on(executor.run_until(outputs_of(handles)));
     assert_eq!(outputs, [0, 1, 2, 3, 4, 5]);
     #[cfg(feature = "metrics")]
     executor.export_metrics();

@@ -14,6 +14,15 @@ use std::task::{Context, Poll};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+/// Awaits every handle in order; panics on a task that did not complete.
+pub async fn outputs_of<T>(handles: Vec<clockworker::JoinHandle<T>>) -> Vec<T> {
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.expect("the task completed"));
+    }
+    outputs
+}
+
 /// A queue key type used by several tests.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Q {

@@ -1,5 +1,9 @@
 //! `Executor`: the public face of the run loop — `run`, `run_until`, `shutdown`, stats.
 
+#[cfg(feature = "metrics")]
+mod metrics;
+mod run;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -7,17 +11,12 @@ use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-#[cfg(feature = "metrics")]
-use std::time::Duration;
+use std::task::{Context, Poll, Waker};
 
-use crate::context::{with_current, Entered};
 use crate::controller::AttachedController;
-use crate::core::{Config, Core, Stop};
+use crate::core::{Config, Core};
 use crate::eevdf::MAX_WEIGHT;
 use crate::error::{SetWeightError, SpawnError};
-use crate::inbox::Inbox;
 #[cfg(feature = "metrics")]
 use crate::observe::metrics::MetricsExport;
 use crate::queue::{QueueHandle, QueueKey};
@@ -25,7 +24,7 @@ use crate::ready::Ready;
 use crate::remote_spawn::RemoteSpawner;
 use crate::spawn::{deregister_local, register_local};
 use crate::stats::{ExecutorStats, QueueStats};
-use crate::task::Runnable;
+use run::MainWake;
 
 /// Source of executor ids, unique in the process.
 static NEXT_EXECUTOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -262,10 +261,7 @@ impl<K: QueueKey> Executor<K> {
     /// ```
     pub async fn run_until<F: Future>(&self, future: F) -> F::Output {
         let mut future = pin!(future);
-        let main = Arc::new(MainWake {
-            woken: AtomicBool::new(true),
-            inbox: self.core.inbox().clone(),
-        });
+        let main = MainWake::new(self.core.inbox().clone());
         let main_waker = Waker::from(main.clone());
         poll_fn(|cx| {
             self.turn(cx, &main.woken, |woken| {
@@ -276,67 +272,6 @@ impl<K: QueueKey> Executor<K> {
             })
         })
         .await
-    }
-
-    /// One poll of the run loop by the host. `poll_main(woken)` drives the future
-    /// `run`/`run_until` serve; it is called with `woken == true` whenever
-    /// `main_woken` was set, and with `false` before returning to the host.
-    fn turn<T>(
-        &self,
-        cx: &mut Context<'_>,
-        main_woken: &AtomicBool,
-        mut poll_main: impl FnMut(bool) -> Poll<T>,
-    ) -> Poll<T> {
-        let _entered = Entered::new(&self.core);
-        self.core.begin_turn();
-        self.consult_controllers();
-        #[cfg(feature = "metrics")]
-        self.export_metrics_if_due();
-        let mut polled = false;
-        loop {
-            let woken = main_woken.swap(false, Ordering::AcqRel);
-            if let Poll::Ready(output) = poll_main(woken) {
-                self.core.end_turn(None);
-                return Poll::Ready(output);
-            }
-            if woken {
-                // Keep the driven future's poll out of the next task's measured time.
-                self.core.refresh_clock();
-            }
-            match self.core.poll_tasks(cx, main_woken, &mut polled) {
-                Stop::MainWoken => continue,
-                stop => {
-                    if let Poll::Ready(output) = poll_main(false) {
-                        self.core.end_turn(None);
-                        return Poll::Ready(output);
-                    }
-                    self.core.end_turn(Some(stop));
-                    return Poll::Pending;
-                }
-            }
-        }
-    }
-
-    /// Lets due weight controllers adjust their queues' weights.
-    fn consult_controllers(&self) {
-        let Ok(mut controllers) = self.controllers.try_borrow_mut() else {
-            return;
-        };
-        if controllers.is_empty() {
-            return;
-        }
-        let now = self.core.now_ns();
-        for (queue, attached) in controllers.iter_mut() {
-            if now < attached.next_ns {
-                continue;
-            }
-            attached.next_ns = now.saturating_add(attached.interval_ns);
-            // By queue index: a key's `Hash` or `Eq` is user code and may panic.
-            let stats = self.core.queue_stats(*queue, attached.key);
-            if let Some(weight) = attached.controller.weight(&stats) {
-                self.core.set_weight(*queue, weight.clamp(1, MAX_WEIGHT));
-            }
-        }
     }
 
     /// Stops the executor: new spawns are refused (`try_spawn` errs, `spawn` returns a
@@ -491,157 +426,6 @@ impl<K: QueueKey> Executor<K> {
     pub fn queue_keys(&self) -> &[K] {
         &self.keys
     }
-
-    /// Exports this executor's stats through the `metrics` facade now, to the
-    /// recorder in force on this thread (see [`crate::observe`] for the names).
-    ///
-    /// ```rust
-    /// # use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
-    /// # use metrics::{SharedString, Unit};
-    /// # #[derive(Default)]
-    /// # struct Keys(std::cell::RefCell<Vec<String>>);
-    /// # impl Recorder for Keys {
-    /// #     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    /// #     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    /// #     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    /// #     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-    /// #         self.0.borrow_mut().push(key.to_string());
-    /// #         Counter::noop()
-    /// #     }
-    /// #     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-    /// #         self.0.borrow_mut().push(key.to_string());
-    /// #         Gauge::noop()
-    /// #     }
-    /// #     fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-    /// #         Histogram::noop()
-    /// #     }
-    /// # }
-    /// use clockworker::ExecutorBuilder;
-    ///
-    /// // `Keys` is a recorder that keeps the keys of the metrics it is handed (written
-    /// // out in the `clockworker::observe` docs).
-    /// let executor = ExecutorBuilder::new()
-    ///     .with_queue("fg", 2)
-    ///     .with_queue("bg", 1)
-    ///     .build()
-    ///     .unwrap();
-    /// let keys = Keys::default();
-    /// metrics::with_local_recorder(&keys, || executor.export_metrics());
-    /// let keys = keys.0.into_inner();
-    /// assert_eq!(keys.len(), 2 * 9 + 6); // 9 metrics per queue, 6 for the executor
-    /// assert_eq!(keys.iter().filter(|key| key.ends_with("queue = bg])")).count(), 9);
-    /// ```
-    #[cfg(feature = "metrics")]
-    pub fn export_metrics(&self) {
-        let queues = self
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(queue, key)| self.core.queue_stats(queue, *key));
-        let stats = self.core.executor_stats();
-        if let Ok(mut metrics) = self.metrics.try_borrow_mut() {
-            metrics.export(queues, &stats);
-        }
-    }
-
-    /// How often the run loop exports stats (default
-    /// [`DEFAULT_METRICS_INTERVAL`](crate::observe::DEFAULT_METRICS_INTERVAL)); `None`
-    /// stops the periodic export ([`export_metrics`](Self::export_metrics) still
-    /// works). Takes effect at the next turn of the run loop.
-    ///
-    /// ```rust
-    /// # use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
-    /// # use metrics::{SharedString, Unit};
-    /// # #[derive(Default)]
-    /// # struct Keys(std::cell::RefCell<Vec<String>>);
-    /// # impl Recorder for Keys {
-    /// #     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    /// #     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    /// #     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    /// #     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-    /// #         self.0.borrow_mut().push(key.to_string());
-    /// #         Counter::noop()
-    /// #     }
-    /// #     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-    /// #         self.0.borrow_mut().push(key.to_string());
-    /// #         Gauge::noop()
-    /// #     }
-    /// #     fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-    /// #         Histogram::noop()
-    /// #     }
-    /// # }
-    /// use clockworker::ExecutorBuilder;
-    /// use std::time::Duration;
-    ///
-    /// // `Keys`: a recorder that keeps the keys of the metrics it is handed.
-    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
-    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    /// let (quiet, periodic) = (Keys::default(), Keys::default());
-    /// executor.set_metrics_interval(None); // export only when asked
-    /// metrics::with_local_recorder(&quiet, || runtime.block_on(executor.run_until(async {})));
-    /// assert!(quiet.0.borrow().is_empty());
-    /// executor.set_metrics_interval(Some(Duration::from_secs(10))); // first export at once
-    /// metrics::with_local_recorder(&periodic, || runtime.block_on(executor.run_until(async {})));
-    /// assert!(!periodic.0.borrow().is_empty());
-    /// ```
-    #[cfg(feature = "metrics")]
-    pub fn set_metrics_interval(&self, interval: Option<Duration>) {
-        self.metrics.borrow_mut().set_interval(interval);
-    }
-
-    /// Sets the value of the `executor` label of this executor's metrics (default:
-    /// its id, a number unique in the process).
-    ///
-    /// ```rust
-    /// # use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
-    /// # use metrics::{SharedString, Unit};
-    /// # #[derive(Default)]
-    /// # struct Keys(std::cell::RefCell<Vec<String>>);
-    /// # impl Recorder for Keys {
-    /// #     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    /// #     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    /// #     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    /// #     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-    /// #         self.0.borrow_mut().push(key.to_string());
-    /// #         Counter::noop()
-    /// #     }
-    /// #     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-    /// #         self.0.borrow_mut().push(key.to_string());
-    /// #         Gauge::noop()
-    /// #     }
-    /// #     fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-    /// #         Histogram::noop()
-    /// #     }
-    /// # }
-    /// use clockworker::ExecutorBuilder;
-    ///
-    /// // `Keys`: a recorder that keeps the keys of the metrics it is handed.
-    /// let executor = ExecutorBuilder::new().with_queue("fg", 1).build().unwrap();
-    /// executor.set_metrics_label("shard-0");
-    /// let keys = Keys::default();
-    /// metrics::with_local_recorder(&keys, || executor.export_metrics());
-    /// let keys = keys.0.into_inner();
-    /// assert!(keys.iter().all(|key| key.contains("executor = shard-0")));
-    /// let weight = "Key(clockworker_queue_weight, [executor = shard-0, queue = fg])";
-    /// assert!(keys.iter().any(|key| key == weight));
-    /// ```
-    #[cfg(feature = "metrics")]
-    pub fn set_metrics_label(&self, label: impl Into<String>) {
-        self.metrics.borrow_mut().set_label(Rc::from(label.into()));
-    }
-
-    /// At the start of a turn: exports the stats when the periodic export is due.
-    #[cfg(feature = "metrics")]
-    fn export_metrics_if_due(&self) {
-        let now = self.core.now_ns();
-        let due = self
-            .metrics
-            .try_borrow_mut()
-            .is_ok_and(|mut metrics| metrics.due(now));
-        if due {
-            self.export_metrics();
-        }
-    }
 }
 
 impl<K> Drop for Executor<K> {
@@ -657,27 +441,5 @@ impl<K: fmt::Debug> fmt::Debug for Executor<K> {
             .field("queues", &self.keys)
             .field("shut_down", &self.core.is_shut_down())
             .finish()
-    }
-}
-
-/// Waker of the `run_until` future: marks it woken and, when the wake comes from
-/// outside the run loop, wakes the host.
-struct MainWake {
-    woken: AtomicBool,
-    inbox: Arc<Inbox<Runnable>>,
-}
-
-impl Wake for MainWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        let inside_loop =
-            with_current(|core| core.is_some_and(|c| c.id() == self.inbox.executor_id()));
-        if !inside_loop {
-            self.inbox.notify();
-        }
     }
 }
