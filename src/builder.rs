@@ -257,6 +257,12 @@ impl<K: QueueKey> ExecutorBuilder<K> {
     /// the queues more finely; longer ones switch less often. Must be greater than
     /// zero, at most [`MAX_DURATION_SETTING`], and at least `min_slice`.
     ///
+    /// `min_slice` bounds the slice from below: with its default of 100 µs, a
+    /// `sched_latency` of 100 µs still gives 100 µs slices to two runnable queues, and
+    /// one below 100 µs fails to build
+    /// ([`BuildError::MinSliceAboveSchedLatency`](crate::BuildError::MinSliceAboveSchedLatency))
+    /// unless [`with_min_slice`](Self::with_min_slice) lowers it too, as below.
+    ///
     /// ```rust
     /// use clockworker::ExecutorBuilder;
     /// use std::time::Duration;
@@ -276,7 +282,8 @@ impl<K: QueueKey> ExecutorBuilder<K> {
     }
 
     /// Shortest slice (default 100 µs, [`DEFAULT_MIN_SLICE`]), however many queues are
-    /// runnable. Must not exceed `sched_latency`.
+    /// runnable: the slice is `max(sched_latency / runnable queues, min_slice)`. Must
+    /// not exceed `sched_latency`; lower both to get slices under 100 µs.
     ///
     /// ```rust
     /// use clockworker::{BuildError, ExecutorBuilder};
@@ -288,7 +295,7 @@ impl<K: QueueKey> ExecutorBuilder<K> {
     ///     .build();
     /// assert!(matches!(
     ///     result,
-    ///     Err(BuildError::InvalidDuration { setting: "min_slice", .. })
+    ///     Err(BuildError::MinSliceAboveSchedLatency { .. })
     /// ));
     /// ```
     pub fn with_min_slice(mut self, min_slice: Duration) -> Self {
@@ -537,10 +544,9 @@ impl<K: QueueKey> ExecutorBuilder<K> {
         check_duration("host_poll_interval", self.host_poll_interval)?;
         check_duration_or_zero("lag_tolerance", self.lag_tolerance)?;
         if self.min_slice > self.sched_latency {
-            return Err(BuildError::InvalidDuration {
-                setting: "min_slice",
-                value: self.min_slice,
-                requirement: "must not exceed sched_latency",
+            return Err(BuildError::MinSliceAboveSchedLatency {
+                min_slice: self.min_slice,
+                sched_latency: self.sched_latency,
             });
         }
         Ok(())

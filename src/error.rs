@@ -52,6 +52,16 @@ pub enum BuildError<K> {
         /// What a valid value looks like.
         requirement: &'static str,
     },
+    /// `min_slice` is longer than `sched_latency`: the period in which every
+    /// runnable queue gets a slice would be shorter than one slice. Either setting may
+    /// be the one to change, and `min_slice` may be the default the caller never set.
+    MinSliceAboveSchedLatency {
+        /// The `min_slice` in force (given, or [`DEFAULT_MIN_SLICE`](crate::DEFAULT_MIN_SLICE)).
+        min_slice: Duration,
+        /// The `sched_latency` in force (given, or
+        /// [`DEFAULT_SCHED_LATENCY`](crate::DEFAULT_SCHED_LATENCY)).
+        sched_latency: Duration,
+    },
 }
 
 impl<K: fmt::Debug> fmt::Display for BuildError<K> {
@@ -77,6 +87,16 @@ impl<K: fmt::Debug> fmt::Display for BuildError<K> {
                 value,
                 requirement,
             } => write!(f, "{setting} of {value:?} is invalid: {requirement}"),
+            BuildError::MinSliceAboveSchedLatency {
+                min_slice,
+                sched_latency,
+            } => write!(
+                f,
+                "min_slice ({min_slice:?}) is longer than sched_latency ({sched_latency:?}); a \
+                 slice is max(sched_latency / runnable queues, min_slice), so lower \
+                 min_slice with with_min_slice (default 100µs) to at most {sched_latency:?}, \
+                 or raise sched_latency to at least {min_slice:?}"
+            ),
         }
     }
 }

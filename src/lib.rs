@@ -153,11 +153,12 @@ mod sync;
 mod ready;
 pub mod scheduler;
 mod task;
-// The run loop (core), then spawn: how tasks enter it and come back to it:
+// The run loop (core), then schedule: how tasks enter it and come back to it:
 mod core;
-mod spawn;
+mod schedule;
 // What tasks and other threads hold (context, queue handle, remote spawner, yields):
 mod context;
+mod join_set;
 mod queue;
 mod remote_spawn;
 mod yield_now;
@@ -174,13 +175,15 @@ pub use builder::{
     ExecutorBuilder, DEFAULT_DRIVER_YIELD, DEFAULT_HOST_POLL_INTERVAL, DEFAULT_MIN_SLICE,
     DEFAULT_SCHED_LATENCY, MAX_DURATION_SETTING,
 };
+pub use context::spawn;
 pub use controller::{BacklogController, WeightController};
 pub use eevdf::MAX_WEIGHT;
 pub use error::{BuildError, JoinError, SetWeightError, SpawnError};
 pub use executor::Executor;
+pub use join_set::JoinSet;
 pub use queue::{QueueHandle, QueueKey};
 pub use remote_spawn::{RemoteJoinHandle, RemoteSpawner};
-pub use stats::{ExecutorStats, Log2Histogram, QueueStats};
+pub use stats::{ExecutorStats, GroupStats, Log2Histogram, QueueStats};
 pub use task::JoinHandle;
 pub use yield_now::{yield_maybe, yield_now, YieldMaybe, YieldNow};
 

@@ -2,8 +2,10 @@
 //! checks our unsafe code on real paths: `spawn_unchecked` with a future that borrows
 //! its task's metadata (`task::spawn`), the `NonNull` metadata pointer in `JoinHandle`
 //! (`task::join`), the wake path through the thread-local registry and through the
-//! cross-thread inbox, abort, shutdown, dropping the executor, and the task wrapper's
-//! in-place drop of a future whose `Drop` panics (`task::future`, `task::panic_slot`).
+//! cross-thread inbox, abort, shutdown, dropping the executor, the task wrapper's
+//! in-place drop of a future whose `Drop` panics (`task::future`, `task::panic_slot`),
+//! and the running task's metadata pointer that `clockworker::spawn` reads
+//! (`Core::running_task`).
 //!
 //! No tokio: a hand-rolled `block_on` (thread park/unpark) is the host, so that Miri
 //! runs only our code and std's. Sizes are small; they run in normal `cargo test` too.
@@ -19,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use crate::{yield_now, Executor, ExecutorBuilder, JoinError, JoinHandle};
+use crate::{spawn, yield_now, Executor, ExecutorBuilder, JoinError, JoinHandle};
 
 /// The host: polls `future` on this thread, parking between polls until woken.
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -531,4 +533,60 @@ fn outputs_nobody_takes_are_dropped_quietly() {
     drop(finished);
     assert_eq!(drops.count(), 2, "the unawaited handle's output");
     assert_eq!(executor.stats().live_tasks, 0);
+}
+
+/// `clockworker::spawn` reads the running task's metadata through a pointer the run
+/// loop sets around each poll: from the task's body, from a task of a nested executor
+/// and back, and from the `Drop` of the task's own future as it completes (the task's
+/// allocation is freed right after, its handle being gone).
+#[test]
+fn contextual_spawn_reads_the_running_task() {
+    struct SpawnOnDrop(Rc<Cell<u32>>);
+    impl Drop for SpawnOnDrop {
+        fn drop(&mut self) {
+            let seen = self.0.clone();
+            drop(spawn(async move { seen.set(seen.get() + 100) }));
+        }
+    }
+    let executor = ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .with_queue(1u8, 2)
+        .build()
+        .unwrap();
+    let seen = Rc::new(Cell::new(0));
+    let tenant = executor.queue(1).unwrap().group("tenant");
+    let outer = {
+        let seen = seen.clone();
+        tenant.spawn(async move {
+            let child = spawn(async { 1 });
+            let inner = ExecutorBuilder::new().with_queue(7u8, 1).build().unwrap();
+            let nested = inner
+                .queue(7)
+                .unwrap()
+                .spawn(async { spawn(async { 2 }).await });
+            let nested = inner.run_until(nested).await.unwrap().unwrap();
+            // Back in the outer task: its own pointer again.
+            let after = spawn(async { 4 }).await.unwrap();
+            seen.set(child.await.unwrap() + nested + after);
+        })
+    };
+    drop(outer);
+    let last = {
+        let guard = SpawnOnDrop(seen.clone());
+        executor.queue(1).unwrap().spawn(async move {
+            let _guard = guard;
+            yield_now().await;
+        })
+    };
+    drop(last);
+    let done = executor.queue(0).unwrap().spawn(async {
+        for _ in 0..8 {
+            yield_now().await;
+        }
+    });
+    block_on(executor.run_until(done)).unwrap();
+    assert_eq!(seen.get(), 107);
+    let grouped = executor.queue_stats(1).unwrap();
+    assert_eq!((grouped.spawned, grouped.completed), (5, 5));
+    assert_eq!(executor.queue_stats(0).unwrap().spawned, 1);
 }

@@ -3,12 +3,14 @@
 use std::fmt;
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::core::Core;
 use crate::error::SpawnError;
-use crate::spawn::spawn;
+use crate::schedule::spawn;
+use crate::stats::GroupStats;
 use crate::task::group::GroupAccount;
 use crate::task::JoinHandle;
 
@@ -113,9 +115,7 @@ impl<K: QueueKey> QueueHandle<K> {
     /// assert_eq!(*order.borrow(), ["a", "b", "a"]);
     /// ```
     pub fn group(&self, group: impl Hash) -> QueueHandle<K> {
-        let mut hasher = DefaultHasher::new();
-        group.hash(&mut hasher);
-        let account = self.core.group_account(self.queue, hasher.finish());
+        let account = self.core.group_account(self.queue, group_id(group));
         QueueHandle {
             core: self.core.clone(),
             queue: self.queue,
@@ -178,6 +178,27 @@ impl<K: QueueKey> QueueHandle<K> {
         }
         Ok(self.spawn(future))
     }
+
+    /// The figures of this handle's group (see [`GroupStats`]), or `None` for a
+    /// handle without a group. The handle keeps the group alive, so its figures keep
+    /// counting while it exists.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue("api", 1).build().unwrap();
+    /// let api = executor.queue("api").unwrap();
+    /// assert!(api.group_stats().is_none()); // no group
+    /// let tenant = api.group("tenant-a");
+    /// let task = tenant.spawn(async { clockworker::yield_now().await });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(task)).unwrap();
+    /// let stats = tenant.group_stats().unwrap();
+    /// assert_eq!((stats.key, stats.spawned, stats.completed, stats.polls), ("api", 1, 1, 2));
+    /// ```
+    pub fn group_stats(&self) -> Option<GroupStats<K>> {
+        Some(self.group.as_ref()?.stats(self.key))
+    }
 }
 
 impl<K: Clone> Clone for QueueHandle<K> {
@@ -197,5 +218,43 @@ impl<K: fmt::Debug> fmt::Debug for QueueHandle<K> {
             .field("key", &self.key)
             .field("group", &self.group.as_ref().map(|group| group.id))
             .finish()
+    }
+}
+
+/// The id of a group: the hash of its key.
+pub(crate) fn group_id(group: impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    group.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The labels of queue keys, by queue index: each key's `Debug` form, without the
+/// quotes a string key's has (`"fg"` → `fg`). A key whose `Debug` panics is labelled
+/// by its index (`#2`) instead: a hostile key must not break the run loop.
+pub(crate) fn key_labels<K: fmt::Debug>(keys: &[K]) -> Box<[Rc<str>]> {
+    keys.iter()
+        .enumerate()
+        .map(|(index, key)| {
+            catch_unwind(AssertUnwindSafe(|| key_label(key)))
+                .unwrap_or_else(|payload| {
+                    // A payload whose own `Drop` panics is leaked rather than let out.
+                    if let Err(nested) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+                        std::mem::forget(nested);
+                    }
+                    format!("#{index}")
+                })
+                .into()
+        })
+        .collect()
+}
+
+fn key_label<K: fmt::Debug>(key: &K) -> String {
+    let debug = format!("{key:?}");
+    match debug
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        Some(inner) if !inner.is_empty() => inner.to_owned(),
+        _ => debug,
     }
 }

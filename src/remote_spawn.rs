@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::error::{JoinError, SpawnError};
 use crate::inbox::{Inbox, Job};
-use crate::spawn::{spawn, with_local_core};
+use crate::schedule::{spawn, with_local_core};
 use crate::task::{JoinHandle, Runnable};
 
 /// Spawns `Send` futures onto an executor's queues from any thread.

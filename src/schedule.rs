@@ -22,7 +22,9 @@ use async_task::{Builder, ScheduleInfo, WithInfo};
 use crate::core::Core;
 use crate::task::group::GroupAccount;
 use crate::task::panic_slot::PanicSlot;
-use crate::task::{self_wake, JoinHandle, Runnable, TaskFuture, TaskMeta};
+use crate::task::{
+    self_wake, JoinHandle, Runnable, TaskFuture, TaskMeta, BOOK_GROUP, BOOK_SERVICE,
+};
 
 thread_local! {
     /// The executors created on this thread and not yet dropped (usually one).
@@ -72,6 +74,15 @@ where
         drop(future);
         return JoinHandle::cancelled();
     }
+    let mut books = if core.is_timed(queue) {
+        BOOK_SERVICE
+    } else {
+        0
+    };
+    if let Some(group) = &group {
+        group.count_spawned();
+        books |= BOOK_GROUP;
+    }
     let task = core.admit(queue, |registry_key| {
         let meta = TaskMeta {
             // Lossless: `Executor::new` refuses more than `u32::MAX` queues.
@@ -83,7 +94,7 @@ where
             inbox: core.inbox().clone(),
             aborted: AtomicBool::new(false),
             ready_at_ns: AtomicU64::new(core.now_ns()),
-            timed: core.is_timed(queue),
+            books,
             service_ns: AtomicU64::new(0),
             drop_panic: PanicSlot::new(),
         };

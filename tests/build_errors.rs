@@ -206,14 +206,39 @@ fn min_slice_above_sched_latency_is_rejected() {
         .with_min_slice(Duration::from_millis(2))
         .build()
         .unwrap_err();
-    assert_invalid_duration(err, "min_slice", Duration::from_millis(2));
+    assert_eq!(
+        err,
+        BuildError::MinSliceAboveSchedLatency {
+            min_slice: Duration::from_millis(2),
+            sched_latency: Duration::from_millis(1),
+        }
+    );
 
-    // The default min_slice (100 µs) with a shorter sched_latency is just as invalid.
+    // The default min_slice (100 µs) with a shorter sched_latency is just as invalid,
+    // and the message names both settings and the way out.
     let err = one_queue()
         .with_sched_latency(Duration::from_micros(50))
         .build()
         .unwrap_err();
-    assert_invalid_duration(err, "min_slice", clockworker::DEFAULT_MIN_SLICE);
+    assert_eq!(
+        err,
+        BuildError::MinSliceAboveSchedLatency {
+            min_slice: clockworker::DEFAULT_MIN_SLICE,
+            sched_latency: Duration::from_micros(50),
+        }
+    );
+    let message = err.to_string();
+    for needle in [
+        "min_slice (100µs)",
+        "sched_latency (50µs)",
+        "with_min_slice",
+        "at most 50µs",
+    ] {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from: {message}"
+        );
+    }
 }
 
 #[test]

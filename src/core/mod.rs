@@ -1,7 +1,7 @@
 //! The run loop: the executor's state on its thread, independent of the queue key type.
 //!
 //! `Core`'s fields are private; the layers above reach it through methods: the spawn
-//! and wake path (`crate::spawn`) admits and queues tasks, the executor drives turns
+//! and wake path (`crate::schedule`) admits and queues tasks, the executor drives turns
 //! and reads stats. Tasks reach it through [`TaskHooks`], which it implements.
 //!
 //! Threads: everything here except `inbox` is touched only on the executor's thread.
@@ -12,6 +12,8 @@
 //! inbox instead of panicking.
 
 use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
@@ -27,12 +29,17 @@ use crate::observe::spans::PollSpans;
 use crate::ready::{Ready, READY_WHILE_PARKED};
 use crate::stats::{ExecutorStats, QueueStats};
 use crate::task::group::{GroupAccount, GroupRegistry};
-use crate::task::{Ending, Runnable, TaskHooks};
+use crate::task::{Ending, Runnable, TaskHooks, TaskMeta};
 
 /// How many times `cancel_all` yields the thread waiting for a wake in flight on
 /// another thread before it gives up (each round is one `thread::yield_now`; a push in
 /// flight lands within a few).
 const MAX_CANCEL_WAIT_ROUNDS: u32 = 10_000;
+
+/// Most run loops remembered as parked (see `Core::parked_loops`): loops dropped while
+/// parked stay in the list, so it is bounded; one executor rarely has more than one or
+/// two loops.
+const MAX_PARKED_LOOPS: usize = 64;
 
 /// Settings fixed at build time.
 #[derive(Debug, Clone)]
@@ -83,6 +90,8 @@ pub(crate) struct Core {
     /// Service accounts of task groups.
     groups: RefCell<GroupRegistry>,
     counters: Box<[Counters]>,
+    /// The queues' keys as text (`Debug` forms, see `queue::key_labels`), by index.
+    queue_names: Box<[Rc<str>]>,
     /// Per queue: whether its scheduler asks for poll timing (`needs_timing`), so its
     /// tasks' attained service is kept. Fixed at build time.
     timed: Box<[bool]>,
@@ -111,6 +120,16 @@ pub(crate) struct Core {
     next_arrival: Cell<u64>,
     /// Set through the task hooks when a task's future finishes during the current poll.
     finished_in_poll: Cell<bool>,
+    /// The metadata of the task being polled, `None` between polls (for
+    /// `clockworker::spawn`). Set right before `Runnable::run` and cleared when the
+    /// poll is booked (also when a panic unwinds through the loop), so it is `Some`
+    /// only while the task's allocation is alive (see `running_task`).
+    running_task: Cell<Option<NonNull<TaskMeta>>>,
+    /// The host wakers of run loops (`run`/`run_until` futures) parked idle, so that
+    /// `shutdown` wakes every one of them: the inbox keeps only the last registered
+    /// waker, and a `run` future whose waker was replaced would otherwise never see the
+    /// shutdown. A loop leaves the list when its next turn starts.
+    parked_loops: RefCell<Vec<Waker>>,
     /// The clock reading a task's wrapper took at the end of its poll, if it did (a
     /// cancelled task is dropped without a poll, and then the loop reads the clock).
     poll_end_ns: Cell<Option<u64>>,
@@ -120,10 +139,11 @@ impl Core {
     pub(crate) fn new(
         id: u64,
         mut ready: Ready,
-        queue_count: usize,
+        queue_names: Box<[Rc<str>]>,
         config: Config,
         #[cfg(feature = "tracing")] spans: PollSpans,
     ) -> Self {
+        let queue_count = queue_names.len();
         let timed = (0..queue_count).map(|q| ready.is_timed(q)).collect();
         ready.set_stop_at_switch(queue_count > 1 && config.host_poll_ns < config.driver_yield_ns);
         Core {
@@ -134,6 +154,7 @@ impl Core {
             tasks: RefCell::new(Slab::new()),
             groups: RefCell::new(GroupRegistry::default()),
             counters: (0..queue_count).map(|_| Counters::default()).collect(),
+            queue_names,
             timed,
             measure: LoopMeasure::default(),
             #[cfg(feature = "tracing")]
@@ -150,6 +171,8 @@ impl Core {
             cancel_requested: Cell::new(false),
             next_arrival: Cell::new(0),
             finished_in_poll: Cell::new(false),
+            running_task: Cell::new(None),
+            parked_loops: RefCell::new(Vec::new()),
             poll_end_ns: Cell::new(None),
         }
     }
@@ -188,6 +211,32 @@ impl Core {
     /// The live service account of group `id` in queue `queue`, created if needed.
     pub(crate) fn group_account(&self, queue: usize, id: u64) -> Arc<GroupAccount> {
         self.groups.borrow_mut().account(queue, id)
+    }
+
+    /// The live account of group `id` in queue `queue`, if there is one.
+    pub(crate) fn find_group(&self, queue: usize, id: u64) -> Option<Arc<GroupAccount>> {
+        self.groups.borrow().find(queue, id)
+    }
+
+    /// The queue and group of the task being polled, or `None` outside a task poll
+    /// (between polls, in the future `run_until` drives, while futures are dropped).
+    pub(crate) fn running_task(&self) -> Option<(usize, Option<Arc<GroupAccount>>)> {
+        let meta = self.running_task.get()?;
+        // SAFETY: `running_task` points at the metadata inside the allocation of the
+        // task being polled: set right before its `Runnable::run`, cleared as soon as
+        // that returns or unwinds (`account_poll`). async-task keeps the allocation
+        // alive, and the metadata in place, for the whole of `run` (the `Runnable`
+        // holds a reference until `run` ends), and this is called on the executor's
+        // thread from inside that poll (user code of the task, or a `Drop` it runs).
+        // The metadata is only read, through `&`.
+        let meta = unsafe { meta.as_ref() };
+        Some((meta.queue(), meta.group.clone()))
+    }
+
+    /// Marks the task whose metadata is `meta` as being polled, until `account_poll`.
+    #[inline(always)]
+    pub(crate) fn set_running(&self, meta: &TaskMeta) {
+        self.running_task.set(Some(NonNull::from(meta)));
     }
 
     /// Admits a new task of queue `queue`: `build` receives the task's registry key
@@ -301,6 +350,32 @@ impl Core {
             self.cancel_all();
         }
         self.inbox.notify();
+        let parked = std::mem::take(&mut *self.parked_loops.borrow_mut());
+        for waker in parked {
+            waker.wake();
+        }
+    }
+
+    /// Remembers the host waker of a run loop that goes idle (see `parked_loops`).
+    pub(crate) fn remember_parked(&self, waker: &Waker) {
+        let mut loops = self.parked_loops.borrow_mut();
+        if loops.iter().any(|parked| parked.will_wake(waker)) {
+            return;
+        }
+        if loops.len() >= MAX_PARKED_LOOPS {
+            // Loops dropped while parked never come back to leave the list.
+            loops.remove(0);
+        }
+        loops.push(waker.clone());
+    }
+
+    /// A run loop whose host waker is `waker` is running a turn: no longer parked.
+    #[inline]
+    pub(crate) fn forget_parked(&self, waker: &Waker) {
+        let mut loops = self.parked_loops.borrow_mut();
+        if !loops.is_empty() {
+            loops.retain(|parked| !parked.will_wake(waker));
+        }
     }
 
     /// Drops every task's future on this thread: wakes each registered task (so parked
@@ -390,6 +465,16 @@ impl Core {
 }
 
 impl TaskHooks for Core {
+    fn queue_delay_ns(&self, ready_at_ns: u64) -> u64 {
+        // `now_ns` is still the start of the poll: the loop moves it on after the poll.
+        let ready_at = if ready_at_ns == READY_WHILE_PARKED {
+            self.turn_start_ns.get()
+        } else {
+            ready_at_ns
+        };
+        self.now_ns.get().saturating_sub(ready_at)
+    }
+
     #[inline]
     fn end_poll(&self) -> u64 {
         let end = self.clock.now_ns();
@@ -422,5 +507,19 @@ impl TaskHooks for Core {
 
     fn propagates_panics(&self) -> bool {
         self.config.panic_on_task_panic
+    }
+
+    #[cold]
+    fn panic_propagates(&self, queue: usize) {
+        use std::io::Write;
+        let name = self.queue_names.get(queue).map_or("?", |name| name);
+        // Written, not `eprintln!`: a closed stderr must not turn this into a new panic.
+        let _ = writeln!(
+            std::io::stderr(),
+            "clockworker: the panic above is a task's, in queue {name}; it now leaves \
+             Executor::run/run_until because the executor propagates task panics (the \
+             default). To get it from the task's JoinHandle as JoinError::Panic instead, \
+             build the executor with ExecutorBuilder::with_panic_on_task_panic(false)."
+        );
     }
 }

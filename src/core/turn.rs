@@ -99,11 +99,11 @@ impl Core {
                     self.drain_inbox();
                     continue;
                 }
-                return if main_woken.load(Ordering::Acquire) {
-                    Stop::MainWoken
-                } else {
-                    Stop::Idle
-                };
+                if main_woken.load(Ordering::Acquire) {
+                    return Stop::MainWoken;
+                }
+                self.remember_parked(cx.waker());
+                return Stop::Idle;
             };
             self.yield_deadline_ns
                 .set(chosen.slice_end_ns.min(driver_deadline));
@@ -123,6 +123,7 @@ impl Core {
                 report: chosen.observed.then(|| (meta.group_id(), meta.arrival)),
             };
             self.finished_in_poll.set(false);
+            self.set_running(meta);
             #[cfg(feature = "tracing")]
             let span = self.spans.enter(chosen.queue, meta.arrival);
             chosen.runnable.run();
@@ -222,6 +223,7 @@ impl Core {
     /// charges the time to the queue.
     #[inline(always)]
     fn account_poll(&self, poll: &PollAccounting<'_>) {
+        self.running_task.set(None);
         let (end, polled) = match self.poll_end_ns.take() {
             Some(end) => (end, true),
             None => (self.clock.now_ns(), false),

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
+use std::hash::Hash;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,11 +20,11 @@ use crate::eevdf::MAX_WEIGHT;
 use crate::error::{SetWeightError, SpawnError};
 #[cfg(feature = "metrics")]
 use crate::observe::metrics::MetricsExport;
-use crate::queue::{QueueHandle, QueueKey};
+use crate::queue::{group_id, key_labels, QueueHandle, QueueKey};
 use crate::ready::Ready;
 use crate::remote_spawn::RemoteSpawner;
-use crate::spawn::{deregister_local, register_local};
-use crate::stats::{ExecutorStats, QueueStats};
+use crate::schedule::{deregister_local, register_local};
+use crate::stats::{ExecutorStats, GroupStats, QueueStats};
 use run::MainWake;
 
 /// Source of executor ids, unique in the process.
@@ -80,12 +81,11 @@ impl<K: QueueKey> Executor<K> {
             "an executor holds at most u32::MAX queues"
         );
         let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
-        #[cfg(any(feature = "metrics", feature = "tracing"))]
-        let labels = crate::observe::key_labels(&keys);
+        let labels = key_labels(&keys);
         let core = Rc::new(Core::new(
             id,
             ready,
-            keys.len(),
+            labels.clone(),
             config,
             #[cfg(feature = "tracing")]
             crate::observe::spans::PollSpans::new(id, labels.clone()),
@@ -408,6 +408,28 @@ impl<K: QueueKey> Executor<K> {
     pub fn queue_stats(&self, key: K) -> Option<QueueStats<K>> {
         let &queue = self.index.get(&key)?;
         Some(self.core.queue_stats(queue, key))
+    }
+
+    /// The figures of group `group` of the queue named `key` (see [`GroupStats`]), or
+    /// `None` when there is no such queue, or the group is not alive: no task of it
+    /// and no handle from [`QueueHandle::group`] exists.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue("api", 1).build().unwrap();
+    /// let tenant = executor.queue("api").unwrap().group(7);
+    /// let task = tenant.spawn(async { 1 });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(task)).unwrap();
+    /// assert_eq!(executor.group_stats("api", 7).unwrap().completed, 1);
+    /// drop(tenant); // the group's last handle: its account goes
+    /// assert!(executor.group_stats("api", 7).is_none());
+    /// ```
+    pub fn group_stats(&self, key: K, group: impl Hash) -> Option<GroupStats<K>> {
+        let &queue = self.index.get(&key)?;
+        let account = self.core.find_group(queue, group_id(group))?;
+        Some(account.stats(key))
     }
 
     /// The keys of all queues, in the order they were added.

@@ -27,6 +27,7 @@ impl<K: QueueKey> Executor<K> {
     ) -> Poll<T> {
         let _entered = Entered::new(&self.core);
         self.core.begin_turn();
+        self.core.forget_parked(cx.waker());
         self.consult_controllers();
         #[cfg(feature = "metrics")]
         self.export_metrics_if_due();

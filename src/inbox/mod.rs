@@ -29,7 +29,7 @@ use concurrent_queue::ConcurrentQueue;
 use crate::sync::{AtomicBool, AtomicWaker, Ordering};
 
 /// A spawn request from another thread, run on the executor's thread by
-/// [`Inbox::drain`]. It finds its executor by itself (see `crate::spawn`); dropping it
+/// [`Inbox::drain`]. It finds its executor by itself (see `crate::schedule`); dropping it
 /// unrun cancels the spawn visibly.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 

@@ -98,40 +98,5 @@ pub(crate) mod metrics;
 #[cfg(feature = "tracing")]
 pub(crate) mod spans;
 
-use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
-
 #[cfg(feature = "metrics")]
 pub use self::metrics::DEFAULT_METRICS_INTERVAL;
-
-/// The labels of queue keys, by queue index: each key's `Debug` form, without the
-/// quotes a string key's has (`"fg"` → `fg`). A key whose `Debug` panics is labelled
-/// by its index (`#2`) instead: a hostile key must not break the run loop.
-pub(crate) fn key_labels<K: fmt::Debug>(keys: &[K]) -> Box<[Rc<str>]> {
-    keys.iter()
-        .enumerate()
-        .map(|(index, key)| {
-            catch_unwind(AssertUnwindSafe(|| key_label(key)))
-                .unwrap_or_else(|payload| {
-                    // A payload whose own `Drop` panics is leaked rather than let out.
-                    if let Err(nested) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-                        std::mem::forget(nested);
-                    }
-                    format!("#{index}")
-                })
-                .into()
-        })
-        .collect()
-}
-
-fn key_label<K: fmt::Debug>(key: &K) -> String {
-    let debug = format!("{key:?}");
-    match debug
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-    {
-        Some(inner) if !inner.is_empty() => inner.to_owned(),
-        _ => debug,
-    }
-}

@@ -257,7 +257,7 @@ mod tests {
         let mut groups = GroupRegistry::default();
         let heavy = groups.account(0, 1);
         let light = groups.account(0, 2);
-        heavy.charge(10_000_000);
+        heavy.record_poll(10_000_000, 0);
         let mut las = LAS::new().with_starvation_guard(0);
         // A fresh task of the heavy group counts as heavy, although it never ran.
         las.push(ready_task(0, Some(heavy.clone()), 0));
@@ -275,7 +275,7 @@ mod tests {
         }
         // The flooding group's first task runs for 1 ms...
         assert_eq!(las.pop().map(|t| t.arrival()), Some(0));
-        flood.charge(1_000_000);
+        flood.record_poll(1_000_000, 0);
         // ...then another tenant's task arrives: it runs before the other 99.
         las.push(ready_task(1_000, None, 0));
         assert_eq!(las.pop().map(|t| t.arrival()), Some(1_000));

@@ -350,7 +350,7 @@ pub(crate) mod test_support {
             inbox: Arc::new(Inbox::new(0)),
             aborted: AtomicBool::new(false),
             ready_at_ns: AtomicU64::new(0),
-            timed: true,
+            books: crate::task::BOOK_SERVICE,
             service_ns: AtomicU64::new(service_ns),
             drop_panic: PanicSlot::new(),
         };

@@ -96,14 +96,13 @@ pin_project! {
             // SAFETY: `finished` was false, so the future was never dropped, and it is
             // set now, so nothing touches the future again.
             let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(this.future) }));
-            let queue = this.meta.queue();
             match dropped {
-                Ok(()) => this.hooks.task_ended(queue, Ending::Cancelled),
+                Ok(()) => this.meta.ended(&**this.hooks, Ending::Cancelled),
                 Err(payload) => {
                     // Not re-raised, whatever `panic_on_task_panic` says: this may run in
                     // `shutdown` or in the executor's `Drop`, which must cancel every
                     // other task too. The handle resolves `Panic` with the payload.
-                    this.hooks.task_ended(queue, Ending::PanickedWhileCancelled);
+                    this.meta.ended(&**this.hooks, Ending::PanickedWhileCancelled);
                     this.meta.drop_panic.put(payload);
                 }
             }
@@ -159,13 +158,13 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
         }));
         // The one clock read of this poll: the run loop reuses it.
         let ran = hooks.end_poll();
-        if meta.timed {
-            meta.charge(ran);
+        if meta.books != 0 {
+            meta.book_poll(hooks, ran);
         }
         match outcome {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
-                hooks.task_ended(meta.queue(), Ending::Completed);
+                meta.ended(hooks, Ending::Completed);
                 Poll::Ready(TaskOutput::new(Ok(output)))
             }
             Err(payload) => {
@@ -182,8 +181,9 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
                         drop_quietly(second);
                     }
                 }
-                hooks.task_ended(meta.queue(), Ending::Panicked);
+                meta.ended(hooks, Ending::Panicked);
                 if hooks.propagates_panics() {
+                    hooks.panic_propagates(meta.queue());
                     // The default: the panic leaves `run`/`run_until`, as with tokio's
                     // `unhandled_panic = shutdown_runtime`. async-task closes the task
                     // on the way out, so its handle resolves `Cancelled`.

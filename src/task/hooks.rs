@@ -31,6 +31,11 @@ pub(crate) trait TaskHooks: 'static {
     /// (the run loop reuses the reading) and returns the poll's duration in ns.
     fn end_poll(&self) -> u64;
 
+    /// How long a task polled now waited since it became ready at `ready_at_ns` (its
+    /// `TaskMeta::ready_at_ns`), as the queue's `queue_delay` counts it. Called only
+    /// for tasks in a group.
+    fn queue_delay_ns(&self, ready_at_ns: u64) -> u64;
+
     /// The task's future is gone (finished, panicked or dropped): forget the task's
     /// registry entry `key`.
     fn forget_task(&self, key: usize);
@@ -41,4 +46,8 @@ pub(crate) trait TaskHooks: 'static {
     /// Whether a panic in a task's poll leaves `run`/`run_until` (the default) rather
     /// than resolving its handle to `JoinError::Panic`.
     fn propagates_panics(&self) -> bool;
+
+    /// A panic of a task of queue `queue` is about to leave `run`/`run_until`: say so,
+    /// and how to catch task panics instead.
+    fn panic_propagates(&self, queue: usize);
 }

@@ -25,6 +25,17 @@ type Inner<T> = async_task::FallibleTask<TaskOutput<T>, TaskMeta>;
 /// is dropped by the executor or by `drop(handle)`; a panic in its `Drop` is then
 /// caught and discarded, as tokio does, rather than aborting the process.
 ///
+/// The task runs only while a run loop of its executor runs
+/// ([`Executor::run`](crate::Executor::run) or
+/// [`run_until`](crate::Executor::run_until), polled by the host). Awaiting the handle
+/// anywhere else, with no such loop polled, waits for good, as awaiting a tokio
+/// `JoinHandle` of a `LocalSet` that nobody drives does. Await it inside the future
+/// given to `run_until`, or inside another task.
+///
+/// Under the default [`with_panic_on_task_panic(true)`](crate::ExecutorBuilder::with_panic_on_task_panic),
+/// a task's panic leaves `run`/`run_until`, and the task's own handle then resolves
+/// [`JoinError::Cancelled`].
+///
 /// ```rust
 /// use clockworker::ExecutorBuilder;
 ///

@@ -4,7 +4,7 @@
 //!
 //! This layer names no executor: a task's wrapper reaches the run loop through
 //! [`TaskHooks`], and the spawn and wake path that builds tasks lives above the run
-//! loop (`crate::spawn`).
+//! loop (`crate::schedule`).
 //!
 //! Who touches what:
 //! - The future is polled and dropped only on the executor's thread.
@@ -34,6 +34,11 @@ use panic_slot::PanicSlot;
 /// The executor's handle on a ready task.
 pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
+/// `TaskMeta::books`: the queue's scheduler asks for timing, so `service_ns` is kept.
+pub(crate) const BOOK_SERVICE: u8 = 1;
+/// `TaskMeta::books`: the task has a group, whose account books each poll.
+pub(crate) const BOOK_GROUP: u8 = 2;
+
 /// What the executor keeps about a task, inside the task's own allocation.
 pub(crate) struct TaskMeta {
     /// Index of the queue the task belongs to (see `queue()`). A `u32` so that it
@@ -45,7 +50,7 @@ pub(crate) struct TaskMeta {
     pub(crate) group: Option<Arc<GroupAccount>>,
     /// Spawn order in the executor.
     pub(crate) arrival: u64,
-    /// The executor's id (see `crate::spawn`), copied here to spare a pointer chase.
+    /// The executor's id (see `crate::schedule`), copied here to spare a pointer chase.
     pub(crate) executor_id: u64,
     /// The task's entry in the executor's task registry.
     pub(crate) registry_key: usize,
@@ -58,10 +63,11 @@ pub(crate) struct TaskMeta {
     /// Atomic only because the metadata must be `Sync`; all accesses are on the
     /// executor thread and use `Relaxed`.
     pub(crate) ready_at_ns: AtomicU64,
-    /// Whether the queue's scheduler asks for timing: only then is `service_ns` (and
-    /// the group's account) charged after each poll.
-    pub(crate) timed: bool,
+    /// What each poll books besides the queue's figures (`BOOK_SERVICE`,
+    /// `BOOK_GROUP`): one test after the poll for the common case of neither.
+    pub(crate) books: u8,
     /// CPU time polled so far (ns), kept for queues whose scheduler asks for timing.
+    /// The group's account (service, polls, queue delay) is kept on every queue.
     pub(crate) service_ns: AtomicU64,
     /// The panic of the future's `Drop` when the task was cancelled, for the handle.
     pub(crate) drop_panic: PanicSlot,
@@ -72,6 +78,11 @@ impl TaskMeta {
     #[inline(always)]
     pub(crate) fn queue(&self) -> usize {
         self.queue as usize
+    }
+
+    /// When the task last became ready (see the field).
+    pub(crate) fn ready_at_ns(&self) -> u64 {
+        self.ready_at_ns.load(Ordering::Relaxed)
     }
 
     pub(crate) fn service_ns(&self) -> u64 {
@@ -91,13 +102,26 @@ impl TaskMeta {
         }
     }
 
-    /// Adds a poll's duration to the task and its group (executor thread only).
+    /// Books a poll of `ran_ns` into the task's service (when its queue's scheduler
+    /// asks for timing) and its group's account (when it has a group). Called only
+    /// when `books` is not zero.
     #[inline]
-    pub(crate) fn charge(&self, ns: u64) {
-        self.service_ns
-            .store(self.service_ns() + ns, Ordering::Relaxed);
+    pub(crate) fn book_poll<H: TaskHooks>(&self, hooks: &H, ran_ns: u64) {
+        if self.books & BOOK_SERVICE != 0 {
+            self.service_ns
+                .store(self.service_ns() + ran_ns, Ordering::Relaxed);
+        }
         if let Some(group) = &self.group {
-            group.charge(ns);
+            group.record_poll(ran_ns, hooks.queue_delay_ns(self.ready_at_ns()));
+        }
+    }
+
+    /// Counts the end of the task, in its queue (through `hooks`) and its group.
+    #[inline]
+    pub(crate) fn ended<H: TaskHooks>(&self, hooks: &H, ending: Ending) {
+        hooks.task_ended(self.queue(), ending);
+        if let Some(group) = &self.group {
+            group.count_ending(ending);
         }
     }
 }

@@ -1,0 +1,241 @@
+//! [`Log2Histogram`]: durations in power-of-two buckets, one add per sample.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Number of buckets: bucket `i` holds values in `[2^(i-1), 2^i)` ns (bucket 0 holds 0).
+const BUCKETS: usize = 64;
+
+/// A histogram of durations in power-of-two nanosecond buckets.
+///
+/// Recording is one add, so the executor keeps these on all the time: each
+/// [`QueueStats`](crate::QueueStats) has one of queue delays and one of poll times. Values are only
+/// known to within a factor of two (the bucket they fell in).
+///
+/// ```rust
+/// use clockworker::ExecutorBuilder;
+///
+/// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+/// let queue = executor.queue(0).unwrap();
+/// let tasks: Vec<_> = (0..3).map(|_| queue.spawn(async {})).collect();
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// runtime.block_on(executor.run_until(async { for task in tasks { task.await.unwrap() } }));
+/// let stats = executor.queue_stats(0).unwrap();
+/// assert_eq!(stats.poll_time.count(), 3);
+/// println!("poll time: {:?}", stats.poll_time); // count, p50 and p99
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Log2Histogram {
+    counts: [u64; BUCKETS],
+}
+
+impl Default for Log2Histogram {
+    fn default() -> Self {
+        Log2Histogram {
+            counts: [0; BUCKETS],
+        }
+    }
+}
+
+impl Log2Histogram {
+    #[inline]
+    pub(crate) fn record(&mut self, ns: u64) {
+        self.counts[bucket_of(ns)] += 1;
+    }
+
+    /// Number of recorded values.
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, Log2Histogram};
+    ///
+    /// assert_eq!(Log2Histogram::default().count(), 0);
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let tasks: Vec<_> = (0..3).map(|_| queue.spawn(async {})).collect();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(async { for task in tasks { task.await.unwrap() } }));
+    /// // One queue delay per poll: three tasks, one poll each.
+    /// assert_eq!(executor.queue_stats(0).unwrap().queue_delay.count(), 3);
+    /// ```
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Upper bound of the bucket holding the `q`-quantile (`q` in 0..=1), or `None` when
+    /// the histogram is empty or `q` is not in 0..=1 (NaN included). Accurate to a
+    /// factor of two, by construction.
+    ///
+    /// ```rust
+    /// use clockworker::{ExecutorBuilder, Log2Histogram};
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Log2Histogram::default().quantile(0.99), None);
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let task = executor.queue(0).unwrap().spawn(async {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// });
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(task)).unwrap();
+    /// let p99 = executor.queue_stats(0).unwrap().poll_time.quantile(0.99).unwrap();
+    /// // The bucket's upper bound: at least the 1 ms poll, at most twice it (plus slack).
+    /// assert!(p99 >= Duration::from_millis(1));
+    /// // Outside 0..=1: refused, not clamped.
+    /// assert_eq!(executor.queue_stats(0).unwrap().poll_time.quantile(1.5), None);
+    /// ```
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let total = self.count();
+        if total == 0 || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bucket, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(Duration::from_nanos(bucket_upper_ns(bucket)));
+            }
+        }
+        None
+    }
+
+    /// `(upper bound, count)` of every non-empty bucket, in increasing order. The upper
+    /// bound of a bucket is `2^i - 1` ns; the bucket holds values from half of that
+    /// (rounded up) on.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let tasks: Vec<_> = (0..3).map(|_| queue.spawn(async {})).collect();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(async { for task in tasks { task.await.unwrap() } }));
+    /// let poll_time = executor.queue_stats(0).unwrap().poll_time;
+    /// let total: u64 = poll_time.buckets().map(|(_upper, count)| count).sum();
+    /// assert_eq!(total, poll_time.count());
+    /// for (upper, count) in poll_time.buckets() {
+    ///     println!("<= {upper:?}: {count}");
+    /// }
+    /// ```
+    pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &count)| count > 0)
+            .map(|(bucket, &count)| (Duration::from_nanos(bucket_upper_ns(bucket)), count))
+    }
+}
+
+fn bucket_upper_ns(bucket: usize) -> u64 {
+    if bucket >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << bucket).saturating_sub(1)
+    }
+}
+
+impl fmt::Debug for Log2Histogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Log2Histogram")
+            .field("count", &self.count())
+            .field("p50", &self.quantile(0.5))
+            .field("p99", &self.quantile(0.99))
+            .finish()
+    }
+}
+
+impl Log2Histogram {
+    /// The samples of `self` that `earlier` does not hold, bucket by bucket: for two
+    /// snapshots of one histogram, the samples recorded between them.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// runtime.block_on(executor.run_until(queue.spawn(async {}))).unwrap();
+    /// let before = executor.queue_stats(0).unwrap().poll_time;
+    /// runtime.block_on(executor.run_until(queue.spawn(async {}))).unwrap();
+    /// let after = executor.queue_stats(0).unwrap().poll_time;
+    /// assert_eq!((before.count(), after.since(&before).count()), (1, 1));
+    /// ```
+    pub fn since(&self, earlier: &Log2Histogram) -> Log2Histogram {
+        let mut counts = [0; BUCKETS];
+        for (bucket, count) in counts.iter_mut().enumerate() {
+            *count = self.counts[bucket].saturating_sub(earlier.counts[bucket]);
+        }
+        Log2Histogram { counts }
+    }
+}
+
+/// `count`, then p50, p90, p99 and the largest sample, each as the upper bound of its
+/// bucket (`≤`), in the units `Duration`'s `Debug` picks: `12 samples, p50 ≤ 1.023µs,
+/// p90 ≤ 4.095µs, p99 ≤ 16.383µs, max ≤ 16.383µs`; `no samples` when empty.
+///
+/// ```rust
+/// use clockworker::Log2Histogram;
+///
+/// assert_eq!(Log2Histogram::default().to_string(), "no samples");
+/// ```
+impl fmt::Display for Log2Histogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.count();
+        if count == 0 {
+            return f.write_str("no samples");
+        }
+        let at = |q| self.quantile(q).unwrap_or_default();
+        write!(
+            f,
+            "{count} sample{}, p50 ≤ {:?}, p90 ≤ {:?}, p99 ≤ {:?}, max ≤ {:?}",
+            if count == 1 { "" } else { "s" },
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            at(1.0)
+        )
+    }
+}
+
+/// A [`Log2Histogram`] that can sit in shared task metadata (which must be `Sync`):
+/// written only on the executor's thread, with relaxed loads and stores.
+pub(crate) struct AtomicLog2Histogram {
+    counts: [AtomicU64; BUCKETS],
+}
+
+impl AtomicLog2Histogram {
+    pub(crate) fn new() -> Self {
+        AtomicLog2Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Records `ns` (executor thread only, hence load + store).
+    #[inline]
+    pub(crate) fn record(&self, ns: u64) {
+        let count = &self.counts[bucket_of(ns)];
+        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// The counts as a [`Log2Histogram`].
+    pub(crate) fn snapshot(&self) -> Log2Histogram {
+        Log2Histogram {
+            counts: std::array::from_fn(|bucket| self.counts[bucket].load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl fmt::Debug for AtomicLog2Histogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.snapshot(), f)
+    }
+}
+
+/// The bucket of a sample of `ns` nanoseconds.
+#[inline]
+fn bucket_of(ns: u64) -> usize {
+    ((u64::BITS - ns.leading_zeros()) as usize).min(BUCKETS - 1)
+}
