@@ -5,7 +5,7 @@
 use crate::eevdf::Eevdf;
 use crate::scheduler::{QueueScheduler, ReadyTask};
 use crate::stats::Log2Histogram;
-use crate::task::Runnable;
+use crate::task::{Runnable, BOOK_BURST};
 
 /// Ready-time stamp of a task that became ready while the loop was not running; its
 /// queue delay is counted from the start of the loop's next turn.
@@ -71,6 +71,12 @@ impl Ready {
         }
     }
 
+    /// Whether queue `q`'s scheduler counts a task's service per burst (see
+    /// `push_woken`).
+    pub(crate) fn counts_per_burst(&self, q: usize) -> bool {
+        self.queues[q].counts_per_burst()
+    }
+
     /// Whether queue `q`'s scheduler asks for poll timing.
     pub(crate) fn is_timed(&self, q: usize) -> bool {
         self.queues[q].needs_timing()
@@ -122,8 +128,24 @@ impl Ready {
         self.preempt || self.eevdf.cut_due(in_poll_ns)
     }
 
-    /// Takes a task that became ready at `now_ns`. Returns true when this asks the
-    /// running slice to end early (preemption).
+    /// Takes a task that was woken while it was not running (I/O, a timer, a channel,
+    /// another task), or just spawned, at `now_ns`: a new burst of the task begins,
+    /// which restarts its attained service on queues whose scheduler counts service
+    /// per burst (`LAS::new`). Returns true when this asks the running slice to end
+    /// early (preemption).
+    #[inline(always)]
+    pub(crate) fn push_woken(&mut self, runnable: Runnable, now_ns: u64) -> bool {
+        let meta = runnable.metadata();
+        if meta.books & BOOK_BURST != 0 {
+            meta.service_ns
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.push(runnable, now_ns)
+    }
+
+    /// Takes a task that became ready at `now_ns` and goes on with its burst: it woke
+    /// itself during its poll (a yield). Returns true when this asks the running slice
+    /// to end early (preemption).
     #[inline(always)]
     pub(crate) fn push(&mut self, runnable: Runnable, now_ns: u64) -> bool {
         let meta = runnable.metadata();

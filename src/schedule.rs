@@ -22,9 +22,7 @@ use async_task::{Builder, ScheduleInfo, WithInfo};
 use crate::core::Core;
 use crate::task::group::GroupAccount;
 use crate::task::panic_slot::PanicSlot;
-use crate::task::{
-    self_wake, JoinHandle, Runnable, TaskFuture, TaskMeta, BOOK_GROUP, BOOK_SERVICE,
-};
+use crate::task::{self_wake, JoinHandle, Runnable, TaskFuture, TaskMeta, BOOK_GROUP};
 
 thread_local! {
     /// The executors created on this thread and not yet dropped (usually one).
@@ -74,11 +72,7 @@ where
         drop(future);
         return JoinHandle::cancelled();
     }
-    let mut books = if core.is_timed(queue) {
-        BOOK_SERVICE
-    } else {
-        0
-    };
+    let mut books = core.books(queue);
     if let Some(group) = &group {
         group.count_spawned();
         books |= BOOK_GROUP;

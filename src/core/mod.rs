@@ -29,7 +29,7 @@ use crate::observe::spans::PollSpans;
 use crate::ready::{Ready, READY_WHILE_PARKED};
 use crate::stats::{ExecutorStats, QueueStats};
 use crate::task::group::{GroupAccount, GroupRegistry};
-use crate::task::{Ending, Runnable, TaskHooks, TaskMeta};
+use crate::task::{Ending, Runnable, TaskHooks, TaskMeta, BOOK_BURST, BOOK_SERVICE};
 
 /// How many times `cancel_all` yields the thread waiting for a wake in flight on
 /// another thread before it gives up (each round is one `thread::yield_now`; a push in
@@ -92,9 +92,9 @@ pub(crate) struct Core {
     counters: Box<[Counters]>,
     /// The queues' keys as text (`Debug` forms, see `queue::key_labels`), by index.
     queue_names: Box<[Rc<str>]>,
-    /// Per queue: whether its scheduler asks for poll timing (`needs_timing`), so its
-    /// tasks' attained service is kept. Fixed at build time.
-    timed: Box<[bool]>,
+    /// Per queue: what its tasks book (`BOOK_SERVICE` when its scheduler asks for
+    /// timing, `BOOK_BURST` when it counts service per burst). Fixed at build time.
+    books: Box<[u8]>,
     measure: LoopMeasure,
     #[cfg(feature = "tracing")]
     spans: PollSpans,
@@ -144,7 +144,17 @@ impl Core {
         #[cfg(feature = "tracing")] spans: PollSpans,
     ) -> Self {
         let queue_count = queue_names.len();
-        let timed = (0..queue_count).map(|q| ready.is_timed(q)).collect();
+        let books = (0..queue_count)
+            .map(|q| {
+                let service = if ready.is_timed(q) { BOOK_SERVICE } else { 0 };
+                let burst = if ready.counts_per_burst(q) {
+                    BOOK_BURST
+                } else {
+                    0
+                };
+                service | burst
+            })
+            .collect();
         ready.set_stop_at_switch(queue_count > 1 && config.host_poll_ns < config.driver_yield_ns);
         Core {
             id,
@@ -155,7 +165,7 @@ impl Core {
             groups: RefCell::new(GroupRegistry::default()),
             counters: (0..queue_count).map(|_| Counters::default()).collect(),
             queue_names,
-            timed,
+            books,
             measure: LoopMeasure::default(),
             #[cfg(feature = "tracing")]
             spans,
@@ -203,9 +213,10 @@ impl Core {
         self.now_ns.get()
     }
 
-    /// Whether queue `queue`'s scheduler asks for poll timing.
-    pub(crate) fn is_timed(&self, queue: usize) -> bool {
-        self.timed[queue]
+    /// What a task of queue `queue` books besides the queue's figures (its
+    /// `TaskMeta::books` without `BOOK_GROUP`): fixed at build time.
+    pub(crate) fn books(&self, queue: usize) -> u8 {
+        self.books[queue]
     }
 
     /// The live service account of group `id` in queue `queue`, created if needed.
@@ -306,7 +317,7 @@ impl Core {
             } else {
                 READY_WHILE_PARKED
             };
-            ready.push(runnable, stamp);
+            ready.push_woken(runnable, stamp);
         }
         drop(ready);
         if !self.polling.get() && !self.host_woken.get() {
@@ -322,7 +333,7 @@ impl Core {
             |runnable| match self.ready.try_borrow_mut() {
                 // Its queue delay counts from the start of this turn.
                 Ok(mut ready) => {
-                    let _ = ready.push(runnable, READY_WHILE_PARKED);
+                    let _ = ready.push_woken(runnable, READY_WHILE_PARKED);
                 }
                 // Unreachable: nothing holds the ready state while the inbox is
                 // drained. Keep the task for the next drain.

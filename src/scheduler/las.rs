@@ -29,6 +29,24 @@ pub const DEFAULT_GUARD_EVERY: u32 = 16;
 /// (a tenant, see [`QueueHandle::group`](crate::QueueHandle::group)) that floods the
 /// queue competes mostly with itself. A task spawned without a group is its own group.
 ///
+/// **Service per burst** ([`LAS::new`]). A task without a group is ranked by the CPU
+/// time of its current *burst*: the polls since it last waited on something outside
+/// itself. A wake from outside its own poll (a socket, a timer, a channel, another
+/// task, another thread) starts a new burst at zero; a wake during its own poll
+/// (`clockworker::yield_now`, `yield_maybe`, waking its own waker) goes on with the
+/// burst. So a long-lived task that does a little work per event (an accept loop, a
+/// dispatcher that spawns one task per request, a connection's read loop) keeps the
+/// rank of a short task, while a CPU-heavy task that only yields keeps counting and
+/// cannot reset itself. A yield through the host (`tokio::task::yield_now`) is a wait
+/// on the host and starts a new burst: CPU-heavy tasks should yield with
+/// `clockworker::yield_now` or `yield_maybe`. [`LAS::cumulative`] keeps the classic
+/// rule (service over the task's whole life).
+///
+/// **Groups** are ranked by the service of the whole group: every poll of every task
+/// of the group, bursts or not, while the group lives (while one of its tasks or a
+/// handle from `group(..)` exists). It does not age otherwise: a tenant's account
+/// starts at zero when its group is created again.
+///
 /// Service is kept in power-of-two buckets with a bitmask of non-empty buckets, FIFO
 /// within a bucket, so `push` and `pop` are O(1) (one `trailing_zeros`, one deque
 /// operation). A task is filed under its group's service when it becomes ready; when
@@ -39,10 +57,13 @@ pub const DEFAULT_GUARD_EVERY: u32 = 16;
 ///
 /// **Starvation guard.** Every `guard_every`-th pop serves the task filed earliest
 /// (the oldest front of all buckets; each bucket is in filing order) instead. Hence a
-/// ready task is polled within `guard_every × (n + 1)` pops of this queue after it
-/// was filed, where `n` is the number of tasks filed before it that still wait: each
-/// guard pop removes one of them (or it). Re-filing restarts that count, but happens
-/// only when the task's group received service in between.
+/// ready task, however much service it attained, is polled within
+/// `guard_every × (n + 1)` pops of this queue after it was filed, where `n` is the
+/// number of tasks filed before it that still wait: each guard pop removes one of them
+/// (or it). Re-filing restarts that count, but happens only when the task's group
+/// received service in between. This is the bound on how long a fat task waits, under
+/// either rule: restarting other tasks' bursts moves them ahead of it in the buckets,
+/// never past the guard.
 ///
 /// **Memory.** The scheduler keeps no per-group state: only the ready tasks. Group
 /// accounts live in the tasks' metadata and go away with the group's last task.
@@ -82,6 +103,8 @@ pub struct LAS {
     next_seq: u64,
     pops_since_guard: u32,
     guard_every: u32,
+    /// Whether a task's own service restarts with each burst (see the type's docs).
+    per_burst: bool,
 }
 
 #[derive(Debug)]
@@ -99,7 +122,8 @@ impl Default for LAS {
 
 impl LAS {
     /// An empty LAS scheduler with the default starvation guard
-    /// ([`DEFAULT_GUARD_EVERY`]).
+    /// ([`DEFAULT_GUARD_EVERY`]), counting a task's own service per burst (see the
+    /// type's docs; [`cumulative`](Self::cumulative) for the classic rule).
     ///
     /// ```rust
     /// use clockworker::scheduler::{Scheduler, LAS};
@@ -118,7 +142,36 @@ impl LAS {
             next_seq: 0,
             pops_since_guard: 0,
             guard_every: DEFAULT_GUARD_EVERY,
+            per_burst: true,
         }
+    }
+
+    /// The classic rule: a task's service counts every poll of its life, whatever it
+    /// waited for in between. A long-lived task that does a little work per event (an
+    /// accept loop, a dispatcher) then ranks behind every fat task after a while, and
+    /// so does the work it hands out; prefer [`new`](Self::new) unless that is what you
+    /// want. Same starvation guard as `new`.
+    ///
+    /// ```rust
+    /// use clockworker::scheduler::LAS;
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new()
+    ///     .with_queue_scheduler("batch", 1, LAS::cumulative())
+    ///     .build();
+    /// assert!(executor.is_ok());
+    /// ```
+    pub fn cumulative() -> Self {
+        LAS {
+            per_burst: false,
+            ..Self::new()
+        }
+    }
+
+    /// Whether the task's own service restarts with each burst (`new`) or accumulates
+    /// over its life (`cumulative`).
+    pub(crate) fn counts_per_burst(&self) -> bool {
+        self.per_burst
     }
 
     /// Every `guard_every`-th pop serves the longest-waiting task (0 disables the

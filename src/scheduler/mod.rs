@@ -308,6 +308,12 @@ impl QueueScheduler {
         dispatch!(self, s => s.needs_timing())
     }
 
+    /// Whether a task's attained service restarts when it is woken from outside its
+    /// own poll (the per-burst rule of `LAS::new`).
+    pub(crate) fn counts_per_burst(&self) -> bool {
+        matches!(self, QueueScheduler::Las(las) if las.counts_per_burst())
+    }
+
     /// Whether the run loop should build a poll report for [`observe`](Self::observe):
     /// only user schedulers that ask for timing; the built-ins ignore reports.
     pub(crate) fn wants_reports(&self) -> bool {

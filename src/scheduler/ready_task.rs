@@ -201,8 +201,10 @@ impl ReadyTask {
 
     /// CPU time the task has been polled for so far (each poll is timed with the one
     /// clock read the executor makes per poll). Kept only on queues whose scheduler
-    /// asks for timing ([`Scheduler::needs_timing`](super::Scheduler::needs_timing)); zero on the others, which then
-    /// pay nothing for it.
+    /// asks for timing ([`Scheduler::needs_timing`](super::Scheduler::needs_timing));
+    /// zero on the others, which then pay nothing for it. On a
+    /// [`LAS::new`](super::LAS::new) queue it counts the current burst only: it
+    /// restarts at zero when the task is woken from outside its own poll.
     ///
     /// ```rust
     /// # use clockworker::scheduler::{ReadyTask, RunnableFifo, Scheduler};

@@ -38,6 +38,9 @@ pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 pub(crate) const BOOK_SERVICE: u8 = 1;
 /// `TaskMeta::books`: the task has a group, whose account books each poll.
 pub(crate) const BOOK_GROUP: u8 = 2;
+/// `TaskMeta::books`: the queue's scheduler counts service per burst, so a wake from
+/// outside the task's poll restarts `service_ns` (`LAS::new`).
+pub(crate) const BOOK_BURST: u8 = 4;
 
 /// What the executor keeps about a task, inside the task's own allocation.
 pub(crate) struct TaskMeta {
