@@ -26,6 +26,10 @@
 //!   compaction running. A snapshot of the stats is taken at each phase boundary and
 //!   the difference (`later - earlier`) is printed per queue, so you see the service
 //!   time, polls and queue delay (p50/p99) of requests against compaction in each phase.
+//!   A task's queue delay runs from its wake to its poll; a connection is woken only
+//!   when the loop returns to tokio and tokio sees the socket readable, so the round
+//!   trips that the self-test clients print also hold the compaction chunk in progress
+//!   when the request arrived.
 //!
 //! Options:
 //!
@@ -40,11 +44,12 @@
 //! Every setting of the executor:
 //!
 //! - weights: `Requests` 8, `Compaction` 1: when both have work, compaction gets about
-//!   1/9 of the CPU time;
+//!   1/9 of the CPU time (and all the time the requests leave idle);
 //! - `sched_latency` 200 µs and `min_slice` 50 µs: a queue's slice is
 //!   `max(sched_latency / runnable queues, min_slice)`, so 100 µs (two chunks of
 //!   compaction) while both queues are runnable. (`min_slice` defaults to 100 µs: with
-//!   it, any `sched_latency` up to 200 µs would give 100 µs slices.)
+//!   it, a `sched_latency` of 100 to 200 µs gives 100 µs slices, and one under 100 µs
+//!   fails to build.)
 //! - `driver_yield` 250 µs (the library's default): the run loop returns to tokio at
 //!   least that often, so that tokio polls its sockets;
 //! - `host_poll_interval` 50 µs (the library's default): while compaction runs and a
