@@ -409,3 +409,58 @@ fn abort_from_another_thread_wakes_an_idle_executor() {
     assert_eq!(drops.count(), 1);
     assert_eq!(drops.threads(), vec![std::thread::current().id()]);
 }
+
+/// `abort` only requests the cancellation: until the run loop has dropped the future,
+/// the task is not finished (the docs promise `is_finished` turns true once the future
+/// is gone). Checked from a task (the loop is busy until it yields), before the next
+/// turn, and from outside the executor before it runs at all.
+#[test]
+fn is_finished_turns_true_only_once_the_aborted_future_is_dropped() {
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let q = executor.queue(0).unwrap();
+    let drops = DropCounter::new();
+    let before_run = q.spawn({
+        let guard = drops.guard();
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        }
+    });
+    before_run.abort();
+    assert!(
+        !before_run.is_finished(),
+        "is_finished after abort, before the executor ran"
+    );
+    assert_eq!(drops.count(), 0);
+    block_on_local(executor.run_until({
+        let drops = drops.clone();
+        let parked_drops = DropCounter::new();
+        let q = q.clone();
+        async move {
+            let parked = q.spawn({
+                let guard = parked_drops.guard();
+                async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await
+                }
+            });
+            // Let it be polled once and park.
+            yield_now().await;
+            yield_now().await;
+            assert!(!parked.is_finished());
+            parked.abort();
+            // Nothing ran since the abort: its future is still alive.
+            assert_eq!(parked_drops.count(), 0, "dropped before the loop got to it");
+            assert!(
+                !parked.is_finished(),
+                "is_finished right after abort, before the future was dropped"
+            );
+            assert!(wait_until(PATIENCE, || parked_drops.count() == 1).await);
+            assert!(parked.is_finished(), "future dropped, but not finished");
+            assert_eq!(drops.count(), 1);
+            assert!(before_run.is_finished());
+            assert!(matches!(parked.await, Err(JoinError::Cancelled)));
+            assert!(matches!(before_run.await, Err(JoinError::Cancelled)));
+        }
+    }));
+}
