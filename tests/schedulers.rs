@@ -398,3 +398,41 @@ fn observe_is_not_called_without_timing() {
         "attained_service charged although needs_timing is false"
     );
 }
+
+/// Under LAS, a group's tasks share one account: once one task of the "heavy" group
+/// has run 5 ms, its siblings (which never ran) wait behind a light group's tasks,
+/// although all were spawned before them.
+#[test]
+fn las_charges_a_poll_to_the_group_of_the_task() {
+    let executor = ExecutorBuilder::new()
+        .with_queue_scheduler(0u8, 1, clockworker::scheduler::LAS::new())
+        .build()
+        .unwrap();
+    let q = executor.queue(0).unwrap();
+    let heavy = q.group("heavy");
+    let light = q.group("light");
+    let order: Rc<RefCell<Vec<String>>> = Rc::default();
+    let log = |name: String| {
+        let order = order.clone();
+        move || order.borrow_mut().push(name)
+    };
+    let mut handles = Vec::new();
+    let first = log("heavy 0".into());
+    handles.push(heavy.spawn(async move {
+        spin(Duration::from_millis(5));
+        first();
+    }));
+    for i in 1..4 {
+        let done = log(format!("heavy {i}"));
+        handles.push(heavy.spawn(async move { done() }));
+    }
+    for i in 0..3 {
+        let done = log(format!("light {i}"));
+        handles.push(light.spawn(async move { done() }));
+    }
+    block_on_local(executor.run_until(common::outputs_of(handles)));
+    assert_eq!(
+        *order.borrow(),
+        ["heavy 0", "light 0", "light 1", "light 2", "heavy 1", "heavy 2", "heavy 3"]
+    );
+}

@@ -247,3 +247,35 @@ fn propagated_panic_poll_is_counted() {
     assert_eq!(stats.polls, 1, "{stats:?}");
     assert!(stats.service_time >= Duration::from_millis(5), "{stats:?}");
 }
+
+/// A task woken while the run loop is parked (by a host timer, and by another thread)
+/// counts its queue delay from the turn that follows the wake, not from the
+/// executor's start nor from when it parked: after 300 ms asleep, every delay stays
+/// far below 300 ms. (The delay is measured inside the turn, so a slow host does not
+/// lengthen it.)
+#[test]
+fn queue_delay_of_a_task_woken_while_parked_counts_from_the_wake() {
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let q = executor.queue(0).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        tx.send(()).unwrap();
+    });
+    let timer = q.spawn(async { tokio::time::sleep(Duration::from_millis(300)).await });
+    let remote = q.spawn(rx);
+    runtime().block_on(executor.run_until(async move {
+        timer.await.unwrap();
+        remote.await.unwrap().unwrap();
+    }));
+    sender.join().unwrap();
+    let stats = executor.queue_stats(0).unwrap();
+    assert_eq!(stats.polls, 4, "two polls per task");
+    let longest = stats.queue_delay.quantile(1.0).unwrap();
+    assert!(
+        longest < Duration::from_millis(150),
+        "a queue delay of up to {longest:?} after sleeping 300 and 600 ms: {:?}",
+        stats.queue_delay.buckets().collect::<Vec<_>>()
+    );
+    assert!(executor.stats().idle_time >= Duration::from_millis(500));
+}
