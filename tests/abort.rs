@@ -16,6 +16,7 @@ const PATIENCE: Duration = Duration::from_secs(5);
 
 #[test]
 fn abort_before_first_poll() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -48,6 +49,7 @@ fn abort_before_first_poll() {
 
 #[test]
 fn abort_task_parked_on_never_ready_future() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -83,6 +85,7 @@ fn abort_task_parked_on_never_ready_future() {
 
 #[test]
 fn abort_task_parked_on_oneshot_with_live_sender() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -122,6 +125,7 @@ fn abort_task_parked_on_oneshot_with_live_sender() {
 /// the aborted (and only) task's future must be gone.
 #[test]
 fn abort_drops_an_idle_task_future_by_the_next_turn() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -154,6 +158,7 @@ fn abort_drops_an_idle_task_future_by_the_next_turn() {
 
 #[test]
 fn abort_from_inside_another_task() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -189,6 +194,7 @@ fn abort_from_inside_another_task() {
 
 #[test]
 fn task_aborts_itself() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -228,6 +234,7 @@ fn task_aborts_itself() {
 
 #[test]
 fn abort_after_completion_keeps_the_result() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let result = block_on_local(executor.run_until(async move {
@@ -249,6 +256,7 @@ fn abort_after_completion_keeps_the_result() {
 
 #[test]
 fn abort_twice_is_harmless() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -276,6 +284,7 @@ fn abort_twice_is_harmless() {
 
 #[test]
 fn abort_from_another_os_thread_drops_the_future_on_the_executor_thread() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = SendDropCounter::new();
@@ -326,6 +335,7 @@ fn abort_from_another_os_thread_drops_the_future_on_the_executor_thread() {
 
 #[test]
 fn handle_dropped_on_another_thread_detaches() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
@@ -344,6 +354,7 @@ fn handle_dropped_on_another_thread_detaches() {
 
 #[test]
 fn join_error_api_for_cancelled() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let h = q.spawn(std::future::pending::<()>());
@@ -364,6 +375,7 @@ fn join_error_api_for_cancelled() {
 /// executor thread) calls `shutdown`, which makes `run()` return.
 #[test]
 fn abort_from_another_thread_wakes_an_idle_executor() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let polled = Rc::new(Cell::new(false));
@@ -416,6 +428,7 @@ fn abort_from_another_thread_wakes_an_idle_executor() {
 /// turn, and from outside the executor before it runs at all.
 #[test]
 fn is_finished_turns_true_only_once_the_aborted_future_is_dropped() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();

@@ -1,5 +1,7 @@
 //! Weights that change at run time: `Executor::set_weight` and weight controllers.
 
+mod common;
+
 use std::time::Duration;
 
 use clockworker::{
@@ -16,6 +18,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn set_weight_validates_like_build() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue("fg", 4).build().unwrap();
     assert_eq!(executor.set_weight("fg", 9), Ok(()));
     assert_eq!(executor.queue_stats("fg").unwrap().weight, 9);
@@ -45,6 +48,7 @@ fn set_weight_validates_like_build() {
 
 #[test]
 fn a_controller_on_an_unknown_queue_is_a_build_error() {
+    let _watchdog = common::watchdog();
     let err = ExecutorBuilder::new()
         .with_queue(1u8, 1)
         .with_weight_controller(2u8, BacklogController::new(1, 8, 10))
@@ -69,6 +73,7 @@ impl WeightController<&'static str> for EveryTurn {
 
 #[test]
 fn backlog_controller_grows_weight_with_backlog_and_shrinks_it_after() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue("fg", 8)
@@ -114,6 +119,7 @@ fn backlog_controller_grows_weight_with_backlog_and_shrinks_it_after() {
 /// A controller's output is clamped into 1..=MAX_WEIGHT and applied.
 #[test]
 fn controller_output_is_clamped() {
+    let _watchdog = common::watchdog();
     struct Wild(u32);
     impl WeightController<u8> for Wild {
         fn weight(&mut self, _stats: &QueueStats<u8>) -> Option<u32> {

@@ -61,6 +61,7 @@ mod monoio_host {
 
     #[test]
     fn monoio_timers_inside_clockworker_tasks() {
+        let _watchdog = common::watchdog();
         let Some(mut rt) = runtime() else { return };
         let executor = ExecutorBuilder::new()
             .with_queue(Q::Fg, 2)
@@ -109,6 +110,7 @@ mod monoio_host {
     #[test]
     #[ignore = "host limitation: monoio fires timers only when its task queue is empty; a busy run loop starves them"]
     fn monoio_timers_fire_while_clockworker_is_busy() {
+        let _watchdog = common::watchdog();
         let Some(mut rt) = runtime() else { return };
         let executor = ExecutorBuilder::new().with_queue(Q::Fg, 1).build().unwrap();
         let q = executor.queue(Q::Fg).unwrap();
@@ -156,6 +158,7 @@ mod monoio_host {
     /// inside clockworker fire again.
     #[test]
     fn monoio_tcp_ping_pong_beside_busy_task() {
+        let _watchdog = common::watchdog();
         use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
         // Each round trip costs ~4 ms here (~20 driver yields): monoio's block_on runs
         // a self-woken task up to 2 × (queued tasks) + 1 times between two io_uring
@@ -310,6 +313,7 @@ mod glommio_host {
 
     #[test]
     fn glommio_timers_inside_clockworker_tasks() {
+        let _watchdog = common::watchdog();
         let results = run_glommio(|| async {
             let executor = ExecutorBuilder::new()
                 .with_queue(Q::Fg, 2)
@@ -352,6 +356,7 @@ mod glommio_host {
     /// then `shutdown()` from another glommio task makes `run()` return.
     #[test]
     fn glommio_run_beside_other_tasks_then_shutdown() {
+        let _watchdog = common::watchdog();
         let out = run_glommio(|| async {
             let executor = ExecutorBuilder::new()
                 .with_queue(Q::Fg, 1)

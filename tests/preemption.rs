@@ -54,6 +54,7 @@ const KEPT: [&str; 3] = ["spawned", "running task went on", "newcomer ran"];
 /// Weight 100 against 1: the newcomer's virtual deadline is 100 times earlier.
 #[test]
 fn yield_maybe_gives_way_to_a_queue_with_an_earlier_deadline() {
+    let _watchdog = common::watchdog();
     let builder = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_queue(1u8, 100);
@@ -64,6 +65,7 @@ fn yield_maybe_gives_way_to_a_queue_with_an_earlier_deadline() {
 /// are equal, and a tie does not preempt.
 #[test]
 fn a_deadline_tie_does_not_preempt() {
+    let _watchdog = common::watchdog();
     let builder = ExecutorBuilder::new().with_queue(0u8, 1).with_queue(1u8, 1);
     assert_eq!(newcomer_order(builder), KEPT);
 }
@@ -71,6 +73,7 @@ fn a_deadline_tie_does_not_preempt() {
 /// The smallest step off the tie: weight 2 against 1 preempts.
 #[test]
 fn just_off_the_tie_preempts() {
+    let _watchdog = common::watchdog();
     let builder = ExecutorBuilder::new().with_queue(0u8, 1).with_queue(1u8, 2);
     assert_eq!(newcomer_order(builder), PREEMPTED);
 }
@@ -80,6 +83,7 @@ fn just_off_the_tie_preempts() {
 /// 10,000 = 3 ms), yet it is served at the next poll boundary.
 #[test]
 fn a_latency_queue_preempts_although_its_deadline_is_later() {
+    let _watchdog = common::watchdog();
     let builder = ExecutorBuilder::new()
         .with_queue(0u8, 10_000)
         .with_queue_latency(1u8, 1, Duration::from_millis(100));
@@ -89,6 +93,7 @@ fn a_latency_queue_preempts_although_its_deadline_is_later() {
 /// The same queue without the latency bound keeps waiting for its deadline.
 #[test]
 fn the_same_queue_without_a_latency_bound_waits() {
+    let _watchdog = common::watchdog();
     let builder = ExecutorBuilder::new()
         .with_queue(0u8, 10_000)
         .with_queue(1u8, 1);
@@ -101,6 +106,7 @@ fn the_same_queue_without_a_latency_bound_waits() {
 /// has the earlier deadline.
 #[test]
 fn a_latency_queue_is_picked_ahead_of_an_eligible_queue_with_an_earlier_deadline() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 10_000)
         .with_queue_latency(1u8, 1, Duration::from_millis(100))

@@ -58,6 +58,7 @@ fn median_run(builder: ExecutorBuilder<u8>, queues: u8, run_for: Duration) -> Du
 /// gives 1 ms).
 #[test]
 fn sched_latency_sets_the_slice_length() {
+    let _watchdog = common::watchdog();
     let builder = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_queue(1u8, 1)
@@ -73,6 +74,7 @@ fn sched_latency_sets_the_slice_length() {
 /// 100 ms, not 100 ms / 4 = 25 ms.
 #[test]
 fn min_slice_bounds_the_slice_from_below() {
+    let _watchdog = common::watchdog();
     let mut builder = ExecutorBuilder::new();
     for q in 0..4u8 {
         builder = builder.with_queue(q, 1);
@@ -138,6 +140,7 @@ fn lag_tolerance_order(tolerance: Duration) -> Vec<&'static str> {
 
 #[test]
 fn lag_tolerance_lets_a_queue_with_a_small_debt_preempt() {
+    let _watchdog = common::watchdog();
     assert_eq!(
         lag_tolerance_order(Duration::from_secs(1)),
         ["fg ran 50 ms", "bg woke fg", "fg resumed", "bg went on"],
@@ -147,6 +150,7 @@ fn lag_tolerance_lets_a_queue_with_a_small_debt_preempt() {
 
 #[test]
 fn without_lag_tolerance_a_debt_waits_to_be_repaid() {
+    let _watchdog = common::watchdog();
     assert_eq!(
         lag_tolerance_order(Duration::ZERO),
         ["fg ran 50 ms", "bg woke fg", "bg went on", "fg resumed"]
@@ -201,6 +205,7 @@ fn consultations(interval: Duration) -> (u32, u64, Duration) {
 
 #[test]
 fn weight_controller_is_consulted_once_per_interval() {
+    let _watchdog = common::watchdog();
     let (calls, turns, _) = consultations(Duration::from_secs(3_600));
     assert!(turns >= 500, "only {turns} driver yields: the test is void");
     assert_eq!(

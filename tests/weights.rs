@@ -77,6 +77,7 @@ fn foreground_share(fg_weight: u32, bg_weight: u32) -> f64 {
 
 #[test]
 fn weights_three_to_one_split_cpu_75_25() {
+    let _watchdog = common::watchdog();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let share = foreground_share(3, 1);
     assert!(
@@ -87,6 +88,7 @@ fn weights_three_to_one_split_cpu_75_25() {
 
 #[test]
 fn weights_one_to_one_split_cpu_evenly() {
+    let _watchdog = common::watchdog();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let share = foreground_share(1, 1);
     assert!(
@@ -97,6 +99,7 @@ fn weights_one_to_one_split_cpu_evenly() {
 
 #[test]
 fn weights_one_to_three_split_cpu_25_75() {
+    let _watchdog = common::watchdog();
     // The same as 3:1 with the roles swapped, so queue order cannot explain a pass.
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let share = foreground_share(1, 3);
@@ -108,6 +111,7 @@ fn weights_one_to_three_split_cpu_25_75() {
 
 #[test]
 fn heavy_queue_task_is_polled_promptly_while_light_queue_hogs() {
+    let _watchdog = common::watchdog();
     const SAMPLES: usize = 10;
     const BOUND: Duration = Duration::from_millis(20);
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
