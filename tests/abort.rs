@@ -16,6 +16,7 @@ const PATIENCE: Duration = Duration::from_secs(5);
 
 #[test]
 fn abort_before_first_poll() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -48,6 +49,7 @@ fn abort_before_first_poll() {
 
 #[test]
 fn abort_task_parked_on_never_ready_future() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -83,6 +85,7 @@ fn abort_task_parked_on_never_ready_future() {
 
 #[test]
 fn abort_task_parked_on_oneshot_with_live_sender() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -122,6 +125,7 @@ fn abort_task_parked_on_oneshot_with_live_sender() {
 /// the aborted (and only) task's future must be gone.
 #[test]
 fn abort_drops_an_idle_task_future_by_the_next_turn() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -154,6 +158,7 @@ fn abort_drops_an_idle_task_future_by_the_next_turn() {
 
 #[test]
 fn abort_from_inside_another_task() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -189,6 +194,7 @@ fn abort_from_inside_another_task() {
 
 #[test]
 fn task_aborts_itself() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -228,6 +234,7 @@ fn task_aborts_itself() {
 
 #[test]
 fn abort_after_completion_keeps_the_result() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let result = block_on_local(executor.run_until(async move {
@@ -249,6 +256,7 @@ fn abort_after_completion_keeps_the_result() {
 
 #[test]
 fn abort_twice_is_harmless() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -276,6 +284,7 @@ fn abort_twice_is_harmless() {
 
 #[test]
 fn abort_from_another_os_thread_drops_the_future_on_the_executor_thread() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drops = SendDropCounter::new();
@@ -326,6 +335,7 @@ fn abort_from_another_os_thread_drops_the_future_on_the_executor_thread() {
 
 #[test]
 fn handle_dropped_on_another_thread_detaches() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
@@ -344,6 +354,7 @@ fn handle_dropped_on_another_thread_detaches() {
 
 #[test]
 fn join_error_api_for_cancelled() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let h = q.spawn(std::future::pending::<()>());
@@ -364,6 +375,7 @@ fn join_error_api_for_cancelled() {
 /// executor thread) calls `shutdown`, which makes `run()` return.
 #[test]
 fn abort_from_another_thread_wakes_an_idle_executor() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let polled = Rc::new(Cell::new(false));
@@ -408,4 +420,60 @@ fn abort_from_another_thread_wakes_an_idle_executor() {
     );
     assert_eq!(drops.count(), 1);
     assert_eq!(drops.threads(), vec![std::thread::current().id()]);
+}
+
+/// `abort` only requests the cancellation: until the run loop has dropped the future,
+/// the task is not finished (the docs promise `is_finished` turns true once the future
+/// is gone). Checked from a task (the loop is busy until it yields), before the next
+/// turn, and from outside the executor before it runs at all.
+#[test]
+fn is_finished_turns_true_only_once_the_aborted_future_is_dropped() {
+    let _watchdog = common::watchdog();
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let q = executor.queue(0).unwrap();
+    let drops = DropCounter::new();
+    let before_run = q.spawn({
+        let guard = drops.guard();
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        }
+    });
+    before_run.abort();
+    assert!(
+        !before_run.is_finished(),
+        "is_finished after abort, before the executor ran"
+    );
+    assert_eq!(drops.count(), 0);
+    block_on_local(executor.run_until({
+        let drops = drops.clone();
+        let parked_drops = DropCounter::new();
+        let q = q.clone();
+        async move {
+            let parked = q.spawn({
+                let guard = parked_drops.guard();
+                async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await
+                }
+            });
+            // Let it be polled once and park.
+            yield_now().await;
+            yield_now().await;
+            assert!(!parked.is_finished());
+            parked.abort();
+            // Nothing ran since the abort: its future is still alive.
+            assert_eq!(parked_drops.count(), 0, "dropped before the loop got to it");
+            assert!(
+                !parked.is_finished(),
+                "is_finished right after abort, before the future was dropped"
+            );
+            assert!(wait_until(PATIENCE, || parked_drops.count() == 1).await);
+            assert!(parked.is_finished(), "future dropped, but not finished");
+            assert_eq!(drops.count(), 1);
+            assert!(before_run.is_finished());
+            assert!(matches!(parked.await, Err(JoinError::Cancelled)));
+            assert!(matches!(before_run.await, Err(JoinError::Cancelled)));
+        }
+    }));
 }

@@ -351,6 +351,7 @@ proptest! {
         weights in (1..=10_000u32, 1..=10_000u32),
         ops in prop::collection::vec(op(), 1..80),
     ) {
+        let _watchdog = common::watchdog();
         quiet_panics(EXPECTED_PANICS);
         check(weights, ops)?;
     }

@@ -26,6 +26,8 @@
 //! outside tokio nothing changes (`no_budget_outside_tokio`).
 #![cfg(feature = "tokio")]
 
+mod common;
+
 use std::cell::Cell;
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -97,6 +99,7 @@ fn prefilled(messages: u64) -> mpsc::UnboundedReceiver<u64> {
 /// tokio instead of polling it.
 #[test]
 fn budget_is_not_wasted_on_starved_polls() {
+    let _watchdog = common::watchdog();
     const TASKS: u64 = 8;
     const MESSAGES: u64 = 1_000;
     let rt = runtime();
@@ -129,6 +132,7 @@ fn budget_is_not_wasted_on_starved_polls() {
 /// instead of serving the busy queue until the driver deadline.
 #[test]
 fn exhausted_task_is_not_held_until_driver_yield() {
+    let _watchdog = common::watchdog();
     const MESSAGES: u64 = 5_000;
     const DRIVER_YIELD: Duration = Duration::from_millis(50);
     let rt = runtime();
@@ -178,6 +182,7 @@ fn exhausted_task_is_not_held_until_driver_yield() {
 /// all, every one charged to tokio's budget.
 #[test]
 fn tcp_burst_echo_beside_busy_queue() {
+    let _watchdog = common::watchdog();
     const CONNECTIONS: usize = 16;
     const MESSAGES: usize = 512;
     const MSG: usize = 16;
@@ -276,6 +281,7 @@ fn tcp_burst_echo_beside_busy_queue() {
 /// clockworker task and a tokio timer outside clockworker keep running.
 #[test]
 fn coop_still_stops_a_task_that_never_blocks() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
     let executor = ExecutorBuilder::new()
@@ -346,6 +352,7 @@ fn coop_still_stops_a_task_that_never_blocks() {
 /// of tokio's budget: 10,000 ready receives then complete in one poll.
 #[test]
 fn unconstrained_run_loop_has_no_budget() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
@@ -361,6 +368,7 @@ fn unconstrained_run_loop_has_no_budget() {
 /// for coop reasons, and the run loop never ends a turn for it.
 #[test]
 fn no_budget_outside_tokio() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let drained =

@@ -28,6 +28,7 @@ fn tokio_block_on<F: Future>(f: F) -> F::Output {
 
 #[test]
 fn ten_thousand_messages_from_another_thread_arrive_in_order() {
+    let _watchdog = common::watchdog();
     const N: u32 = 10_000;
     for host in ["tokio", "futures_lite"] {
         let got = with_watchdog(
@@ -73,6 +74,7 @@ fn ten_thousand_messages_from_another_thread_arrive_in_order() {
 /// tasks per queue; a fifth task receives from all four threads on one shared channel.
 #[test]
 fn wakes_from_four_threads_at_once() {
+    let _watchdog = common::watchdog();
     const THREADS: usize = 4;
     const PER_THREAD: u32 = 2_500;
     let (own, shared) = with_watchdog(
@@ -148,6 +150,7 @@ fn wakes_from_four_threads_at_once() {
 /// task completes exactly when its condition holds; late wakes are no-ops.
 #[test]
 fn waker_cloned_out_and_woken_many_times_from_another_thread() {
+    let _watchdog = common::watchdog();
     const WAKES: usize = 20_000;
     let (polls, queue_polls) = with_watchdog(
         Duration::from_secs(20),
@@ -350,6 +353,7 @@ fn wakes_racing_executor_drop_are_harmless() {
 /// thread: its waker must wake the parked host, under both hosts.
 #[test]
 fn run_until_future_woken_from_another_thread() {
+    let _watchdog = common::watchdog();
     for host in ["tokio", "futures_lite"] {
         let sum = with_watchdog(
             Duration::from_secs(20),

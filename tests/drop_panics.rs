@@ -119,6 +119,7 @@ fn panic_id<T: std::fmt::Debug>(result: Result<T, JoinError>) -> u32 {
 
 #[test]
 fn abort_before_the_first_poll_resolves_the_handle_with_the_drop_panic() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     for propagate in [false, true] {
         let executor = executor(propagate);
@@ -153,6 +154,7 @@ fn abort_before_the_first_poll_resolves_the_handle_with_the_drop_panic() {
 
 #[test]
 fn abort_of_a_parked_task_resolves_the_handle_with_the_drop_panic() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     let executor = executor(true);
     let q = executor.queue(0).unwrap();
@@ -169,6 +171,7 @@ fn abort_of_a_parked_task_resolves_the_handle_with_the_drop_panic() {
 
 #[test]
 fn shutdown_cancels_every_task_when_several_drops_panic() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     for propagate in [false, true] {
         for parked_first in [false, true] {
@@ -213,6 +216,7 @@ fn shutdown_cancels_every_task_when_several_drops_panic() {
 
 #[test]
 fn shutdown_from_inside_a_task_does_not_raise_drop_panics_out_of_run() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     let executor = executor(true);
     let q = executor.queue(0).unwrap();
@@ -237,6 +241,7 @@ fn shutdown_from_inside_a_task_does_not_raise_drop_panics_out_of_run() {
 
 #[test]
 fn dropping_the_executor_without_running_reports_drop_panics() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     for propagate in [false, true] {
         let executor = executor(propagate);
@@ -264,6 +269,7 @@ fn dropping_the_executor_without_running_reports_drop_panics() {
 
 #[test]
 fn a_handle_dropped_before_the_drop_panic_leaves_nothing_behind() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     let executor = executor(true);
     let q = executor.queue(0).unwrap();
@@ -283,6 +289,7 @@ fn a_handle_dropped_before_the_drop_panic_leaves_nothing_behind() {
 
 #[test]
 fn a_handle_dropped_after_the_drop_panic_drops_the_payload() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     let executor = executor(false);
     let q = executor.queue(0).unwrap();
@@ -298,6 +305,7 @@ fn a_handle_dropped_after_the_drop_panic_drops_the_payload() {
 
 #[test]
 fn the_payload_reaches_a_handle_awaited_on_another_thread() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     let executor = executor(true);
     let q = executor.queue(0).unwrap();
@@ -322,6 +330,7 @@ fn the_payload_reaches_a_handle_awaited_on_another_thread() {
 
 #[test]
 fn a_payload_whose_own_drop_panics_is_no_abort_either() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     /// Panics when dropped; itself the payload of the future's drop panic.
     struct LoudPayload;
@@ -367,6 +376,7 @@ fn a_payload_whose_own_drop_panics_is_no_abort_either() {
 /// panic still arrives, and the drop panic still reaches the handle.
 #[test]
 fn executor_dropped_while_a_task_panic_unwinds() {
+    let _watchdog = common::watchdog();
     quiet_bombs();
     let payloads = PayloadDrops::default();
     let (bomb_handle_tx, bomb_handle_rx) = std::sync::mpsc::channel();

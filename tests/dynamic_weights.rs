@@ -1,5 +1,7 @@
 //! Weights that change at run time: `Executor::set_weight` and weight controllers.
 
+mod common;
+
 use std::time::Duration;
 
 use clockworker::{
@@ -16,6 +18,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn set_weight_validates_like_build() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue("fg", 4).build().unwrap();
     assert_eq!(executor.set_weight("fg", 9), Ok(()));
     assert_eq!(executor.queue_stats("fg").unwrap().weight, 9);
@@ -45,6 +48,7 @@ fn set_weight_validates_like_build() {
 
 #[test]
 fn a_controller_on_an_unknown_queue_is_a_build_error() {
+    let _watchdog = common::watchdog();
     let err = ExecutorBuilder::new()
         .with_queue(1u8, 1)
         .with_weight_controller(2u8, BacklogController::new(1, 8, 10))
@@ -69,6 +73,7 @@ impl WeightController<&'static str> for EveryTurn {
 
 #[test]
 fn backlog_controller_grows_weight_with_backlog_and_shrinks_it_after() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue("fg", 8)
@@ -114,6 +119,7 @@ fn backlog_controller_grows_weight_with_backlog_and_shrinks_it_after() {
 /// A controller's output is clamped into 1..=MAX_WEIGHT and applied.
 #[test]
 fn controller_output_is_clamped() {
+    let _watchdog = common::watchdog();
     struct Wild(u32);
     impl WeightController<u8> for Wild {
         fn weight(&mut self, _stats: &QueueStats<u8>) -> Option<u32> {
@@ -135,4 +141,99 @@ fn controller_output_is_clamped() {
         );
         assert_eq!(executor.queue_stats(0).unwrap().weight, applied);
     }
+}
+
+/// Measured CPU shares follow a weight change. Queues "a" and "b" each run 4 busy
+/// tasks (50 µs polls); after 300 ms at 1:1, `change` moves "a" to weight 4 (by
+/// `set_weight`, or through a controller), then 300 ms more. Returns "a"'s share of
+/// the CPU time (`service_time`) in each window, in percent.
+fn shares_around_a_change(
+    builder: ExecutorBuilder<&'static str>,
+    change: impl FnOnce(&clockworker::Executor<&'static str>) + 'static,
+) -> (f64, f64) {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let executor = builder
+        .with_queue("a", 1)
+        .with_queue("b", 1)
+        .build()
+        .unwrap();
+    let stop = Rc::new(Cell::new(false));
+    for key in ["a", "b"] {
+        let queue = executor.queue(key).unwrap();
+        for _ in 0..4 {
+            let stop = stop.clone();
+            drop(queue.spawn(async move {
+                while !stop.get() {
+                    common::spin(Duration::from_micros(50));
+                    clockworker::yield_now().await;
+                }
+            }));
+        }
+    }
+    let service = |ex: &clockworker::Executor<&'static str>| {
+        let a = ex.queue_stats("a").unwrap().service_time;
+        let b = ex.queue_stats("b").unwrap().service_time;
+        (a, b)
+    };
+    let share = |(a0, b0): (Duration, Duration), (a1, b1): (Duration, Duration)| {
+        let (a, b) = ((a1 - a0).as_secs_f64(), (b1 - b0).as_secs_f64());
+        100.0 * a / (a + b)
+    };
+    let ex = executor.clone();
+    runtime().block_on(executor.run_until(async move {
+        let window = Duration::from_millis(300);
+        let start = service(&ex);
+        tokio::time::sleep(window).await;
+        let middle = service(&ex);
+        change(&ex);
+        // Let the change take effect (a controller is consulted within 10 ms).
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let after_change = service(&ex);
+        tokio::time::sleep(window).await;
+        let end = service(&ex);
+        stop.set(true);
+        (share(start, middle), share(after_change, end))
+    }))
+}
+
+#[test]
+fn set_weight_moves_the_measured_cpu_share() {
+    let _watchdog = common::watchdog();
+    let (before, after) = shares_around_a_change(ExecutorBuilder::new(), |ex| {
+        ex.set_weight("a", 4).unwrap();
+    });
+    assert!(
+        (30.0..=70.0).contains(&before),
+        "at 1:1 queue a had {before:.1}% of the CPU, expected 50"
+    );
+    assert!(
+        (65.0..=95.0).contains(&after),
+        "after set_weight to 4:1 queue a had {after:.1}% of the CPU (was {before:.1}%), expected 80"
+    );
+}
+
+/// Returns the weight the test put in its cell, once set.
+struct Settable(std::rc::Rc<std::cell::Cell<Option<u32>>>);
+
+impl WeightController<&'static str> for Settable {
+    fn weight(&mut self, stats: &QueueStats<&'static str>) -> Option<u32> {
+        self.0.get().filter(|&weight| weight != stats.weight)
+    }
+}
+
+#[test]
+fn a_controller_moves_the_measured_cpu_share() {
+    let _watchdog = common::watchdog();
+    let wanted = std::rc::Rc::new(std::cell::Cell::new(None));
+    let builder = ExecutorBuilder::new().with_weight_controller("a", Settable(wanted.clone()));
+    let (before, after) = shares_around_a_change(builder, move |_| wanted.set(Some(4)));
+    assert!(
+        (30.0..=70.0).contains(&before),
+        "at 1:1 queue a had {before:.1}% of the CPU, expected 50"
+    );
+    assert!(
+        (65.0..=95.0).contains(&after),
+        "with the controller at 4:1 queue a had {after:.1}% of the CPU (was {before:.1}%), expected 80"
+    );
 }

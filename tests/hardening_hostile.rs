@@ -47,6 +47,7 @@ const EXPECTED_PANICS: &[&str] = &["hostile key", "already running", "hostile De
 
 #[test]
 fn run_until_from_inside_its_own_task_panics_clearly() {
+    let _watchdog = common::watchdog();
     quiet_panics(EXPECTED_PANICS);
     for caught in [true, false] {
         let executor = ExecutorBuilder::new()
@@ -83,6 +84,7 @@ fn run_until_from_inside_its_own_task_panics_clearly() {
 
 #[test]
 fn run_from_inside_its_own_task_panics_clearly() {
+    let _watchdog = common::watchdog();
     quiet_panics(EXPECTED_PANICS);
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
@@ -102,6 +104,7 @@ fn run_from_inside_its_own_task_panics_clearly() {
 /// The future `run_until` drives polls `run` of the same executor: nested, refused.
 #[test]
 fn run_polled_from_the_driven_future_panics_clearly() {
+    let _watchdog = common::watchdog();
     quiet_panics(EXPECTED_PANICS);
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let escaped = catch_unwind(AssertUnwindSafe(|| {
@@ -117,6 +120,7 @@ fn run_polled_from_the_driven_future_panics_clearly() {
 /// turn runs alone, both finish.
 #[test]
 fn two_run_futures_polled_in_turn_both_finish() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let a = q.spawn(async {
@@ -142,6 +146,7 @@ fn two_run_futures_polled_in_turn_both_finish() {
 /// A task of one executor runs another executor to completion: allowed.
 #[test]
 fn nesting_a_different_executor_works() {
+    let _watchdog = common::watchdog();
     let outer = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let task = outer.queue(0).unwrap().spawn(async {
         let inner = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
@@ -232,6 +237,7 @@ impl std::fmt::Debug for MuteKey {
 /// completes and the stats add up.
 #[test]
 fn a_key_whose_debug_panics_does_not_break_the_executor() {
+    let _watchdog = common::watchdog();
     quiet_panics(EXPECTED_PANICS);
     let executor = ExecutorBuilder::new()
         .with_queue(MuteKey(1), 1)
@@ -263,6 +269,7 @@ fn a_key_whose_debug_panics_does_not_break_the_executor() {
 /// it, one after the other.
 #[test]
 fn panicking_key_hash_and_eq_do_not_corrupt_the_executor() {
+    let _watchdog = common::watchdog();
     quiet_panics(EXPECTED_PANICS);
 
     // A poisoned key in the builder: `build` panics, nothing is left behind.
@@ -374,6 +381,7 @@ thread_local! {
 /// abort, every future dropped.
 #[test]
 fn executor_dropped_during_thread_local_teardown() {
+    let _watchdog = common::watchdog();
     use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
     static DROPS: AtomicUsize = AtomicUsize::new(0);

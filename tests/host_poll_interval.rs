@@ -71,6 +71,7 @@ fn busy_bg(fg_weight: u32, fg_parked: bool) -> Turns {
 
 #[test]
 fn an_outranking_queue_with_parked_tasks_shortens_the_turns() {
+    let _watchdog = common::watchdog();
     // Per return, at most HOST_POLL / CHUNK = 40 chunks while the thread runs (the
     // interval is wall time: a descheduled thread returns after fewer). Counted per
     // chunk, not per wall second, so a loaded machine cannot fail it; with turns of
@@ -84,6 +85,7 @@ fn an_outranking_queue_with_parked_tasks_shortens_the_turns() {
 
 #[test]
 fn nothing_parked_or_nothing_outranking_keeps_driver_yield_turns() {
+    let _watchdog = common::watchdog();
     // 200 ms at one return per 40 ms is ~5; load and OS stalls only lower it.
     let nothing_parked = busy_bg(8, false).returns;
     assert!(
@@ -155,6 +157,7 @@ fn after_write<'a>(events: &'a [&'static str]) -> Option<&'a &'static str> {
 
 #[test]
 fn a_bg_slice_beginning_mid_turn_lets_the_host_deliver_fg_wakes_first() {
+    let _watchdog = common::watchdog();
     let events = events_around_a_socket_write(HOST_POLL);
     assert_eq!(
         after_write(&events),
@@ -165,6 +168,7 @@ fn a_bg_slice_beginning_mid_turn_lets_the_host_deliver_fg_wakes_first() {
 
 #[test]
 fn with_host_polls_off_the_bg_slice_runs_before_the_host_is_asked() {
+    let _watchdog = common::watchdog();
     // The control: the same run with the rule off (interval = driver_yield) serves Bg
     // for the rest of the turn before tokio sees the socket.
     let events = events_around_a_socket_write(LONG_TURN);

@@ -2,6 +2,8 @@
 //! `async_io::block_on` (smol's own, which drives the reactor on this thread), and
 //! `async_executor::LocalExecutor` with `run()` as one of its tasks.
 
+mod common;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ fn spin(d: Duration) {
 
 #[test]
 fn futures_lite_block_on_run_until() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(Q::Hi, 2)
         .with_queue(Q::Lo, 1)
@@ -66,6 +69,7 @@ fn futures_lite_block_on_run_until() {
 /// reactor runs on this thread while the run loop is idle).
 #[test]
 fn async_io_timers_fire_and_never_early() {
+    let _watchdog = common::watchdog();
     for use_async_io_block_on in [false, true] {
         let executor = ExecutorBuilder::new().with_queue(Q::Hi, 1).build().unwrap();
         let q = executor.queue(Q::Hi).unwrap();
@@ -104,6 +108,7 @@ fn async_io_timers_fire_and_never_early() {
 /// `driver_yield`), and `shutdown()` from another sibling makes `run()` return.
 #[test]
 fn run_inside_local_executor_beside_other_tasks() {
+    let _watchdog = common::watchdog();
     let local = LocalExecutor::new();
     future::block_on(local.run(async {
         let executor = ExecutorBuilder::new()

@@ -9,6 +9,8 @@
 //!   `driver_yield`;
 //! - tokio tasks spawned beside `block_on` keep running while clockworker is busy.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn tasks_sleep_on_tokio_timers() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue("a", 1)
@@ -61,6 +64,7 @@ fn tasks_sleep_on_tokio_timers() {
 
 #[test]
 fn tokio_mpsc_between_clockworker_tasks() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue("producer", 1)
@@ -121,6 +125,7 @@ fn tokio_mpsc_between_clockworker_tasks() {
 /// when idle would need 1000 s; a loop that lost the deferred wake would hang.
 #[test]
 fn tokio_yield_now_completes_promptly() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
@@ -169,6 +174,7 @@ fn tokio_yield_now_completes_promptly() {
 /// the sibling keeps the loop busy. It must still make progress and finish.
 #[test]
 fn tokio_yield_now_beside_busy_task_still_progresses() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue("yielder", 1)
@@ -219,6 +225,7 @@ fn tokio_yield_now_beside_busy_task_still_progresses() {
 /// the test slower, not flaky.
 #[test]
 fn tokio_tasks_beside_block_on_keep_running_while_busy() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
@@ -278,6 +285,7 @@ fn tokio_tasks_beside_block_on_keep_running_while_busy() {
 /// again later: the tasks are untouched and continue where they were.
 #[test]
 fn run_future_dropped_by_host_then_resumed() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
@@ -336,6 +344,7 @@ fn run_future_dropped_by_host_then_resumed() {
 /// thread wake of the awaiting clockworker task.
 #[test]
 fn spawn_blocking_results_come_back() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();

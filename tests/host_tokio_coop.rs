@@ -6,6 +6,8 @@
 //! `Pending` and defer the wake until tokio is about to park. The run loop must return
 //! to tokio when that leaves nothing runnable, and work must go on at the next turn.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use clockworker::{yield_maybe, ExecutorBuilder};
@@ -22,6 +24,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// budget runs out. With a 1 s `driver_yield`, only an idle return gets them through.
 #[test]
 fn prefilled_channel_drains_past_the_budget() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
@@ -66,6 +69,7 @@ fn prefilled_channel_drains_past_the_budget() {
 /// budget only when the loop returns to tokio on its `driver_yield`; it must finish.
 #[test]
 fn budget_exhaustion_beside_busy_task_still_progresses() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue("rx", 1)
@@ -117,6 +121,7 @@ fn budget_exhaustion_beside_busy_task_still_progresses() {
 /// clockworker tasks, with a CPU-bound background task on another queue.
 #[test]
 fn busy_tcp_echo_inside_clockworker() {
+    let _watchdog = common::watchdog();
     const CLIENTS: usize = 4;
     // The background task is always runnable, so the loop sees socket readiness only
     // when it returns to tokio, once per `driver_yield`: every round trip costs about

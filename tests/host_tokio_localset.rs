@@ -9,6 +9,8 @@
 //!   loop is idle or busy;
 //! - tokio timers inside clockworker tasks fire, never early.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::future::pending;
 use std::rc::Rc;
@@ -59,6 +61,7 @@ const MAX_YIELDS_PER_TICK: u64 = 10;
 
 #[test]
 fn run_until_at_top_of_localset_block_on() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = LocalSet::new();
     let (sum, from_tokio) = local.block_on(&rt, async {
@@ -113,6 +116,7 @@ fn run_until_at_top_of_localset_block_on() {
 /// timer driver and the ticker.
 #[test]
 fn spawned_run_leaves_other_localset_tasks_running_while_busy() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = LocalSet::new();
     local.block_on(&rt, async {
@@ -200,6 +204,7 @@ fn spawned_run_leaves_other_localset_tasks_running_while_busy() {
 
 #[test]
 fn shutdown_from_localset_task_ends_idle_run() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = LocalSet::new();
     local.block_on(&rt, async {
@@ -240,6 +245,7 @@ fn shutdown_from_localset_task_ends_idle_run() {
 
 #[test]
 fn shutdown_from_localset_task_ends_busy_run() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = LocalSet::new();
     local.block_on(&rt, async {
@@ -279,6 +285,7 @@ fn shutdown_from_localset_task_ends_busy_run() {
 
 #[test]
 fn tokio_sleep_inside_tasks_fires_and_never_early() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = LocalSet::new();
     local.block_on(&rt, async {
@@ -345,6 +352,7 @@ fn tokio_sleep_inside_tasks_fires_and_never_early() {
 /// with tasks still pending; they stay put and a later `run_until` resumes them.
 #[test]
 fn run_until_returns_with_pending_tasks_left_for_next_run() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = LocalSet::new();
     local.block_on(&rt, async {
@@ -377,6 +385,7 @@ impl Drop for DropFlag {
 /// from outside the run loop, which must wake the host task that runs the loop.
 #[test]
 fn localset_task_feeds_clockworker_task() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = LocalSet::new();
     local.block_on(&rt, async {
@@ -462,6 +471,7 @@ async fn ticker_while_busy(executor: &Rc<clockworker::Executor<Q>>) -> (u64, Dur
 /// at close to its rate while clockworker is CPU-bound.
 #[test]
 fn run_until_on_top_gives_localset_timers_every_driver_yield() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = LocalSet::new();
     let (window, max_gap, yields) = local.block_on(&rt, async {
@@ -485,6 +495,7 @@ fn run_until_on_top_gives_localset_timers_every_driver_yield() {
 /// per tick first (observed before the fix: 553 driver yields for 9 ticks in 300 ms).
 #[test]
 fn spawned_run_gives_localset_timers_every_driver_yield() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = LocalSet::new();
     let (window, max_gap, yields) = local.block_on(&rt, async {

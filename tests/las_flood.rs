@@ -7,6 +7,8 @@
 //! g ≤ 2 guard pops and the flood gets at most 1 + 2 = 3 polls while the 20 short
 //! tasks are served. Under RunnableFifo the same short tasks wait behind the flood.
 
+mod common;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -82,6 +84,7 @@ fn flood_then_short<S: Scheduler>(scheduler: S) -> (Vec<u64>, u64) {
 
 #[test]
 fn short_tasks_of_another_tenant_overtake_a_flood_under_las() {
+    let _watchdog = common::watchdog();
     let (waits, _) = flood_then_short(LAS::new());
     let worst = *waits.iter().max().unwrap();
     assert!(
@@ -92,6 +95,7 @@ fn short_tasks_of_another_tenant_overtake_a_flood_under_las() {
 
 #[test]
 fn under_fifo_the_same_short_tasks_wait_behind_the_flood() {
+    let _watchdog = common::watchdog();
     // The control: shows the test above measures what LAS changes.
     let (waits, _) = flood_then_short(RunnableFifo::new());
     let best = *waits.iter().min().unwrap();
@@ -103,6 +107,7 @@ fn under_fifo_the_same_short_tasks_wait_behind_the_flood() {
 
 #[test]
 fn every_flood_task_completes_under_las() {
+    let _watchdog = common::watchdog();
     let (waits, flood_polls) = flood_then_short(LAS::new().with_starvation_guard(4));
     assert_eq!(waits.len(), SHORT_TASKS);
     assert_eq!(flood_polls, (FLOOD_TASKS * FLOOD_SEGMENTS) as u64);

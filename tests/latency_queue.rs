@@ -5,6 +5,8 @@
 //! The comparison is relative (same machine, same run), so it holds on a noisy
 //! machine; the absolute figures are printed for the record, not asserted.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use clockworker::{yield_maybe, ExecutorBuilder};
@@ -65,6 +67,7 @@ fn scenario(latency_queue: bool) -> (Duration, Duration, u64) {
 
 #[test]
 fn latency_queue_is_served_ahead_of_saturating_background_queues() {
+    let _watchdog = common::watchdog();
     let (latency_p50, latency_p99, latency_done) = scenario(true);
     let (plain_p50, plain_p99, plain_done) = scenario(false);
     eprintln!(

@@ -137,6 +137,7 @@ impl Recorder for TestRecorder {
 
 #[test]
 fn export_metrics_publishes_every_queue_and_executor_stat() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = executor();
     executor.set_metrics_interval(None);
@@ -205,6 +206,7 @@ fn export_metrics_publishes_every_queue_and_executor_stat() {
 
 #[test]
 fn queue_delay_p99_covers_the_polls_since_the_previous_export() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = executor();
     executor.set_metrics_interval(None);
@@ -242,6 +244,7 @@ fn recorder_label(
 
 #[test]
 fn the_run_loop_exports_at_most_once_per_interval() {
+    let _watchdog = common::watchdog();
     const INTERVAL: Duration = Duration::from_millis(20);
     let rt = runtime();
     let executor = executor();
@@ -278,6 +281,7 @@ fn the_run_loop_exports_at_most_once_per_interval() {
 
 #[test]
 fn the_default_interval_exports_at_the_first_turn_and_none_disables_it() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let recorder = TestRecorder::default();
     let _guard = metrics::set_default_local_recorder(&recorder);
@@ -307,6 +311,7 @@ fn the_default_interval_exports_at_the_first_turn_and_none_disables_it() {
 #[cfg(feature = "pool")]
 #[test]
 fn pool_shards_are_labelled_by_thread_name() {
+    let _watchdog = common::watchdog();
     use clockworker::pool::{current_executor, PoolBuilder};
 
     // The only test of this file that installs the global recorder: shard threads

@@ -12,6 +12,7 @@ use common::{block_on_local, panic_text, runtime, DropCounter, Q};
 
 #[test]
 fn caught_panic_resolves_handle_with_payload() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_panic_on_task_panic(false)
@@ -65,6 +66,7 @@ fn caught_panic_resolves_handle_with_payload() {
 
 #[test]
 fn caught_panic_payload_can_be_resumed() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_panic_on_task_panic(false)
@@ -83,6 +85,7 @@ fn caught_panic_payload_can_be_resumed() {
 
 #[test]
 fn other_tasks_keep_running_after_caught_panics() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(Q::Fg, 2)
         .with_queue(Q::Bg, 1)
@@ -133,6 +136,7 @@ fn other_tasks_keep_running_after_caught_panics() {
 
 #[test]
 fn default_mode_propagates_task_panic_out_of_run_until() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
@@ -162,6 +166,7 @@ fn default_mode_propagates_task_panic_out_of_run_until() {
 
 #[test]
 fn default_mode_propagates_task_panic_out_of_run() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
@@ -176,6 +181,7 @@ fn default_mode_propagates_task_panic_out_of_run() {
 /// host runtime) runs old and new tasks to completion.
 #[test]
 fn executor_is_usable_after_a_propagated_panic() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
     let executor = ExecutorBuilder::new()
@@ -239,6 +245,7 @@ fn executor_is_usable_after_a_propagated_panic() {
 /// Same, but the executor moves on to a brand-new host runtime after the panic.
 #[test]
 fn executor_is_usable_on_a_new_runtime_after_a_propagated_panic() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     drop(q.spawn(async { panic!("first runtime") }));
@@ -259,6 +266,7 @@ fn executor_is_usable_on_a_new_runtime_after_a_propagated_panic() {
 
 #[test]
 fn panic_is_not_a_cancellation_in_join_error() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_panic_on_task_panic(false)

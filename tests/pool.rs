@@ -37,6 +37,7 @@ impl Drop for DropProbe {
 
 #[test]
 fn pool_is_send_and_sync() {
+    let _watchdog = common::watchdog();
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Pool<Q>>();
     send_sync::<PoolBuilder<Q>>();
@@ -44,6 +45,7 @@ fn pool_is_send_and_sync() {
 
 #[test]
 fn spawn_on_runs_on_that_shards_thread() {
+    let _watchdog = common::watchdog();
     let pool = PoolBuilder::new(layout)
         .shards(3)
         .thread_name("shard")
@@ -74,6 +76,7 @@ fn spawn_on_runs_on_that_shards_thread() {
 
 #[test]
 fn spawn_round_robin_spreads_evenly() {
+    let _watchdog = common::watchdog();
     let pool = pool(3);
     let handles: Vec<_> = (0..30)
         .map(|i| {
@@ -91,6 +94,7 @@ fn spawn_round_robin_spreads_evenly() {
 
 #[test]
 fn spawn_from_many_threads_loses_nothing() {
+    let _watchdog = common::watchdog();
     let pool = Arc::new(pool(2));
     let ran = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..4)
@@ -122,6 +126,7 @@ fn spawn_from_many_threads_loses_nothing() {
 
 #[test]
 fn tasks_reach_their_shards_executor_and_spawn_local_tasks() {
+    let _watchdog = common::watchdog();
     let pool = pool(2);
     for shard in 0..2 {
         let handle = pool
@@ -152,6 +157,7 @@ fn tasks_reach_their_shards_executor_and_spawn_local_tasks() {
 
 #[test]
 fn shutdown_cancels_pending_tasks_on_their_shards_and_joins() {
+    let _watchdog = common::watchdog();
     let pool = pool(2);
     let drops = Arc::new(Mutex::new(Vec::new()));
     let started = Arc::new(AtomicUsize::new(0));
@@ -197,6 +203,7 @@ fn shutdown_cancels_pending_tasks_on_their_shards_and_joins() {
 
 #[test]
 fn dropping_the_pool_shuts_it_down() {
+    let _watchdog = common::watchdog();
     let pool = pool(2);
     let drops = Arc::new(Mutex::new(Vec::new()));
     let probe = DropProbe {
@@ -216,6 +223,7 @@ fn dropping_the_pool_shuts_it_down() {
 
 #[test]
 fn shutdown_from_a_task_on_a_shard_does_not_deadlock() {
+    let _watchdog = common::watchdog();
     let pool = Arc::new(pool(2));
     let inner = pool.clone();
     let handle = pool
@@ -236,6 +244,7 @@ fn shutdown_from_a_task_on_a_shard_does_not_deadlock() {
 
 #[test]
 fn a_shard_ended_by_a_task_panic_is_reported() {
+    let _watchdog = common::watchdog();
     let pool = pool(2);
     let handle = pool
         .spawn_on(1, Q::Fg, async { panic!("boom on shard 1") })
@@ -269,6 +278,7 @@ fn a_shard_ended_by_a_task_panic_is_reported() {
 
 #[test]
 fn spawn_errors_are_typed() {
+    let _watchdog = common::watchdog();
     let pool = pool(2);
     assert_eq!(
         pool.spawn_on(2, Q::Fg, async {}).unwrap_err(),
@@ -291,6 +301,7 @@ fn spawn_errors_are_typed() {
 
 #[test]
 fn build_errors_are_typed() {
+    let _watchdog = common::watchdog();
     let no_shards = PoolBuilder::new(layout).shards(0).build().unwrap_err();
     assert!(matches!(no_shards, PoolError::NoShards));
 
@@ -349,6 +360,7 @@ fn build_errors_are_typed() {
 
 #[test]
 fn thread_spawn_failure_is_an_error_not_a_panic() {
+    let _watchdog = common::watchdog();
     // A 1 PiB stack cannot be mapped: the OS refuses the thread.
     let error = PoolBuilder::new(layout)
         .shards(2)
@@ -369,6 +381,7 @@ fn thread_spawn_failure_is_an_error_not_a_panic() {
 #[cfg(target_os = "linux")]
 #[test]
 fn pin_to_cores_pins_each_shard_to_its_cpu() {
+    let _watchdog = common::watchdog();
     let pool = PoolBuilder::new(layout)
         .shards(2)
         .pin_to_cores()
@@ -392,6 +405,7 @@ fn pin_to_cores_pins_each_shard_to_its_cpu() {
 
 #[test]
 fn pinning_failure_is_reported_and_the_pool_still_runs() {
+    let _watchdog = common::watchdog();
     // CPU 100000 does not exist (and is beyond CPU_SETSIZE).
     let pool = PoolBuilder::new(layout)
         .shards(1)
@@ -420,6 +434,7 @@ fn pinning_failure_is_reported_and_the_pool_still_runs() {
 
 #[test]
 fn shards_serve_tokio_io_and_timers() {
+    let _watchdog = common::watchdog();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let pool = pool(2);
@@ -496,6 +511,7 @@ fn park_slow_probes(
 
 #[test]
 fn concurrent_shutdowns_all_wait_for_every_shard() {
+    let _watchdog = common::watchdog();
     let pool = Arc::new(pool(2));
     let drops = park_slow_probes(&pool, 0..2, Duration::from_millis(50));
     let barrier = Arc::new(std::sync::Barrier::new(3));
@@ -522,6 +538,7 @@ fn concurrent_shutdowns_all_wait_for_every_shard() {
 
 #[test]
 fn concurrent_shutdowns_all_report_a_panicked_shard() {
+    let _watchdog = common::watchdog();
     let pool = Arc::new(pool(2));
     let handle = pool
         .spawn_on(0, Q::Fg, async { panic!("shard 0 fell over") })

@@ -31,6 +31,7 @@ impl Drop for DropProbe {
 
 #[test]
 fn smol_host_spawns_on_each_shard_round_robin_and_shuts_down() {
+    let _watchdog = common::watchdog();
     let pool = PoolBuilder::new(layout)
         .host(SmolHost)
         .shards(3)
@@ -152,6 +153,7 @@ impl ShardHost for CountingHost {
 
 #[test]
 fn a_user_written_host_runs_the_shards() {
+    let _watchdog = common::watchdog();
     let host = CountingHost::default();
     let pool = PoolBuilder::new(layout)
         .host(host.clone())
@@ -175,6 +177,7 @@ fn a_user_written_host_runs_the_shards() {
 
 #[test]
 fn a_host_that_cannot_build_fails_the_pool_start() {
+    let _watchdog = common::watchdog();
     let host = CountingHost(Arc::new(Counts {
         fail: Some(1),
         ..Counts::default()

@@ -1,5 +1,7 @@
 //! `RemoteSpawner`: `Send` futures spawned onto the executor from other threads.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn spawner_and_handles_are_send_and_sync() {
+    let _watchdog = common::watchdog();
     fn send_sync<T: Send + Sync>() {}
     send_sync::<RemoteSpawner<u8>>();
     send_sync::<RemoteJoinHandle<u64>>();
@@ -24,6 +27,7 @@ fn spawner_and_handles_are_send_and_sync() {
 /// 4 threads x N spawns, every task runs exactly once and every handle resolves Ok.
 #[test]
 fn no_task_is_lost_under_four_spawning_threads() {
+    let _watchdog = common::watchdog();
     // The full 100,000 per thread in release; a quarter in debug to stay quick.
     const PER_THREAD: usize = if cfg!(debug_assertions) {
         25_000
@@ -82,6 +86,7 @@ fn no_task_is_lost_under_four_spawning_threads() {
 
 #[test]
 fn unknown_queue_and_shutdown_are_typed_errors() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(1u8, 1).build().unwrap();
     let spawner = executor.remote();
     assert!(matches!(
@@ -102,6 +107,7 @@ fn unknown_queue_and_shutdown_are_typed_errors() {
 
 #[test]
 fn spawns_queued_at_shutdown_resolve_cancelled() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(1u8, 1).build().unwrap();
     let spawner = executor.remote();
     // Queued, never run: the executor is not running.
@@ -114,6 +120,7 @@ fn spawns_queued_at_shutdown_resolve_cancelled() {
 
 #[test]
 fn abort_before_and_after_start() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new().with_queue(1u8, 1).build().unwrap();
     let spawner = executor.remote();
@@ -139,6 +146,7 @@ fn abort_before_and_after_start() {
 
 #[test]
 fn a_caught_panic_reaches_the_remote_handle() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let executor = ExecutorBuilder::new()
         .with_queue(1u8, 1)

@@ -16,6 +16,7 @@ use common::{block_on_local, panic_text, runtime, wait_until, CountPolls, Q};
 
 #[test]
 fn returns_the_output_of_its_future() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let out = block_on_local(executor.run_until(async move {
@@ -31,6 +32,7 @@ fn returns_the_output_of_its_future() {
 
 #[test]
 fn future_that_completes_immediately() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     assert_eq!(block_on_local(executor.run_until(async { "now" })), "now");
     assert_eq!(block_on_local(executor.run_until(std::future::ready(5))), 5);
@@ -43,6 +45,7 @@ fn future_that_completes_immediately() {
 
 #[test]
 fn pending_tasks_resume_in_the_next_run_until() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let polls = Rc::new(Cell::new(0));
@@ -89,6 +92,7 @@ fn pending_tasks_resume_in_the_next_run_until() {
 
 #[test]
 fn ready_tasks_resume_in_the_next_run_until() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let rounds = Rc::new(Cell::new(0u32));
@@ -132,6 +136,7 @@ async fn poll_once_catching<F: Future>(future: F) -> Option<String> {
 
 #[test]
 fn run_until_from_inside_own_task_panics_clearly() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let h = q.spawn({
@@ -162,6 +167,7 @@ fn run_until_from_inside_own_task_panics_clearly() {
 
 #[test]
 fn run_until_from_inside_its_own_main_future_panics_clearly() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let message = block_on_local(executor.run_until({
         let ex = executor.clone();
@@ -173,6 +179,7 @@ fn run_until_from_inside_its_own_main_future_panics_clearly() {
 
 #[test]
 fn run_until_re_entrance_propagates_in_default_mode() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     drop(q.spawn({
@@ -188,6 +195,7 @@ fn run_until_re_entrance_propagates_in_default_mode() {
 
 #[test]
 fn nested_executors_work() {
+    let _watchdog = common::watchdog();
     let outer = ExecutorBuilder::new()
         .with_queue(Q::Fg, 2)
         .with_queue(Q::Bg, 1)
@@ -254,6 +262,7 @@ fn nested_executors_work() {
 
 #[test]
 fn inner_executor_can_run_outer_tasks_via_handles() {
+    let _watchdog = common::watchdog();
     // Executor B, run from a task of A, awaits a handle of an A task: A's task becomes
     // ready while B's loop runs, and completes once control returns to A.
     let a = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();

@@ -16,6 +16,7 @@ type Log = Rc<RefCell<Vec<usize>>>;
 
 #[test]
 fn runnable_fifo_polls_in_spawn_order() {
+    let _watchdog = common::watchdog();
     const N: usize = 50;
     let executor = ExecutorBuilder::new()
         .with_queue_scheduler(0u8, 1, RunnableFifo::new())
@@ -39,6 +40,7 @@ fn runnable_fifo_polls_in_spawn_order() {
 
 #[test]
 fn runnable_fifo_with_yield_now_is_round_robin() {
+    let _watchdog = common::watchdog();
     const N: usize = 8;
     const ROUNDS: usize = 5;
     // The default scheduler is RunnableFifo.
@@ -105,12 +107,14 @@ fn resume_order_after_reverse_wakes<S: Scheduler>(scheduler: S) -> Vec<usize> {
 
 #[test]
 fn arrival_fifo_runs_ready_tasks_in_spawn_order() {
+    let _watchdog = common::watchdog();
     let order = resume_order_after_reverse_wakes(ArrivalFifo::new());
     assert_eq!(order, (0..10).collect::<Vec<_>>());
 }
 
 #[test]
 fn runnable_fifo_runs_ready_tasks_in_wake_order() {
+    let _watchdog = common::watchdog();
     // The same scenario under RunnableFifo: the order of becoming ready, i.e. reverse.
     // (This also shows the ArrivalFifo test above is not passing by accident.)
     let order = resume_order_after_reverse_wakes(RunnableFifo::new());
@@ -153,12 +157,14 @@ fn resume_order_after_reverse_timers<S: Scheduler>(scheduler: S) -> Vec<usize> {
 
 #[test]
 fn arrival_fifo_keeps_spawn_order_across_timer_sleeps() {
+    let _watchdog = common::watchdog();
     let order = resume_order_after_reverse_timers(ArrivalFifo::new());
     assert_eq!(order, (0..6).collect::<Vec<_>>());
 }
 
 #[test]
 fn runnable_fifo_follows_timer_expiry_order() {
+    let _watchdog = common::watchdog();
     // Control for the test above: the timers really did make the tasks ready in reverse.
     let order = resume_order_after_reverse_timers(RunnableFifo::new());
     assert_eq!(order, (0..6).rev().collect::<Vec<_>>());
@@ -184,6 +190,7 @@ impl Scheduler for Lifo {
 
 #[test]
 fn user_lifo_scheduler_runs_last_in_first_out() {
+    let _watchdog = common::watchdog();
     const N: usize = 20;
     let executor = ExecutorBuilder::new()
         .with_queue_scheduler("lifo", 1, Lifo::default())
@@ -213,6 +220,7 @@ type Seen = Rc<RefCell<Vec<(Option<u64>, u64)>>>;
 
 #[test]
 fn user_scheduler_sees_group_and_arrival() {
+    let _watchdog = common::watchdog();
     /// FIFO that records what it is told about each task.
     struct Recording {
         ready: VecDeque<ReadyTask>,
@@ -356,6 +364,7 @@ fn run_observed(scheduler: Observing) -> u64 {
 
 #[test]
 fn observe_is_called_once_per_poll_with_timing() {
+    let _watchdog = common::watchdog();
     let scheduler = Observing::new(true);
     let observed = scheduler.observed.clone();
     let finished = scheduler.finished.clone();
@@ -381,6 +390,7 @@ fn observe_is_called_once_per_poll_with_timing() {
 /// `observe` is documented to be called only when `needs_timing` is true.
 #[test]
 fn observe_is_not_called_without_timing() {
+    let _watchdog = common::watchdog();
     let scheduler = Observing::new(false);
     let observed = scheduler.observed.clone();
     let max_attained = scheduler.max_attained.clone();
@@ -396,5 +406,44 @@ fn observe_is_not_called_without_timing() {
         max_attained.get(),
         Duration::ZERO,
         "attained_service charged although needs_timing is false"
+    );
+}
+
+/// Under LAS, a group's tasks share one account: once one task of the "heavy" group
+/// has run 5 ms, its siblings (which never ran) wait behind a light group's tasks,
+/// although all were spawned before them.
+#[test]
+fn las_charges_a_poll_to_the_group_of_the_task() {
+    let _watchdog = common::watchdog();
+    let executor = ExecutorBuilder::new()
+        .with_queue_scheduler(0u8, 1, clockworker::scheduler::LAS::new())
+        .build()
+        .unwrap();
+    let q = executor.queue(0).unwrap();
+    let heavy = q.group("heavy");
+    let light = q.group("light");
+    let order: Rc<RefCell<Vec<String>>> = Rc::default();
+    let log = |name: String| {
+        let order = order.clone();
+        move || order.borrow_mut().push(name)
+    };
+    let mut handles = Vec::new();
+    let first = log("heavy 0".into());
+    handles.push(heavy.spawn(async move {
+        spin(Duration::from_millis(5));
+        first();
+    }));
+    for i in 1..4 {
+        let done = log(format!("heavy {i}"));
+        handles.push(heavy.spawn(async move { done() }));
+    }
+    for i in 0..3 {
+        let done = log(format!("light {i}"));
+        handles.push(light.spawn(async move { done() }));
+    }
+    block_on_local(executor.run_until(common::outputs_of(handles)));
+    assert_eq!(
+        *order.borrow(),
+        ["heavy 0", "light 0", "light 1", "light 2", "heavy 1", "heavy 2", "heavy 3"]
     );
 }

@@ -74,6 +74,7 @@ fn two_queues() -> Rc<Executor<Q>> {
 
 #[test]
 fn shutdown_from_outside_stops_run_and_cancels_everything() {
+    let _watchdog = common::watchdog();
     let executor = two_queues();
     let drops = DropCounter::new();
     let (handles, tx) = spawn_pending_tasks(&executor, &drops);
@@ -195,6 +196,7 @@ fn check_shutdown_from_inside_a_task(spin_before: Duration) {
 
 #[test]
 fn shutdown_from_inside_a_task() {
+    let _watchdog = common::watchdog();
     check_shutdown_from_inside_a_task(Duration::ZERO);
 }
 
@@ -203,11 +205,13 @@ fn shutdown_from_inside_a_task() {
 /// stall is enough), which makes the plain variant above fail now and then too.
 #[test]
 fn shutdown_from_inside_a_task_after_a_long_poll() {
+    let _watchdog = common::watchdog();
     check_shutdown_from_inside_a_task(Duration::from_millis(5));
 }
 
 #[test]
 fn shutdown_from_a_task_resolves_handles_awaited_by_run_until() {
+    let _watchdog = common::watchdog();
     let executor = two_queues();
     let drops = DropCounter::new();
     let (mut handles, _tx) = spawn_pending_tasks(&executor, &drops);
@@ -225,6 +229,7 @@ fn shutdown_from_a_task_resolves_handles_awaited_by_run_until() {
 
 #[test]
 fn spawn_after_shutdown_is_refused_and_drops_the_future() {
+    let _watchdog = common::watchdog();
     let executor = two_queues();
     let q = executor.queue(Q::Fg).unwrap();
     executor.shutdown();
@@ -277,6 +282,7 @@ fn spawn_after_shutdown_is_refused_and_drops_the_future() {
 
 #[test]
 fn spawn_from_a_task_after_shutdown_is_refused() {
+    let _watchdog = common::watchdog();
     let executor = two_queues();
     let q = executor.queue(Q::Fg).unwrap();
     let observed = Rc::new(RefCell::new(None));
@@ -303,6 +309,7 @@ fn spawn_from_a_task_after_shutdown_is_refused() {
 
 #[test]
 fn dropping_the_executor_without_running_cancels_everything() {
+    let _watchdog = common::watchdog();
     let executor = two_queues();
     let fg = executor.queue(Q::Fg).unwrap();
     let drops = DropCounter::new();
@@ -337,6 +344,7 @@ fn dropping_the_executor_without_running_cancels_everything() {
 
 #[test]
 fn dropping_the_executor_cancels_parked_tasks() {
+    let _watchdog = common::watchdog();
     let executor = two_queues();
     let drops = DropCounter::new();
     let (handles, tx) = spawn_pending_tasks(&executor, &drops);
@@ -507,16 +515,19 @@ fn check_drop_side_effects_during_shutdown(from_task: bool) {
 
 #[test]
 fn drop_side_effects_during_shutdown_from_outside() {
+    let _watchdog = common::watchdog();
     check_drop_side_effects_during_shutdown(false);
 }
 
 #[test]
 fn drop_side_effects_during_shutdown_from_a_task() {
+    let _watchdog = common::watchdog();
     check_drop_side_effects_during_shutdown(true);
 }
 
 #[test]
 fn drop_side_effects_when_the_executor_is_dropped() {
+    let _watchdog = common::watchdog();
     let executor = two_queues();
     let drops = DropCounter::new();
     let (handles, spawned_in_drop, try_spawn_refused) =
@@ -542,6 +553,7 @@ fn drop_side_effects_when_the_executor_is_dropped() {
 
 #[test]
 fn run_returns_when_shutdown_while_idle() {
+    let _watchdog = common::watchdog();
     let executor = two_queues();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let drops = DropCounter::new();

@@ -14,6 +14,7 @@ use common::{block_on_local, wait_until, DropCounter, Q};
 
 #[test]
 fn outputs_come_back_through_join_handles() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(Q::Fg, 2)
         .with_queue(Q::Bg, 1)
@@ -46,6 +47,7 @@ fn outputs_come_back_through_join_handles() {
 
 #[test]
 fn handle_spawned_before_running_resolves_during_run_until() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let h = q.spawn(async { 5 });
@@ -58,6 +60,7 @@ fn handle_spawned_before_running_resolves_during_run_until() {
 
 #[test]
 fn not_send_futures_and_outputs_work() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let shared: Rc<RefCell<Vec<u32>>> = Rc::new(RefCell::new(Vec::new()));
@@ -110,6 +113,7 @@ fn tree(
 
 #[test]
 fn tasks_spawn_tasks_recursively() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(Q::Fg, 1)
         .with_queue(Q::Bg, 1)
@@ -133,6 +137,7 @@ fn tasks_spawn_tasks_recursively() {
 
 #[test]
 fn dropping_the_handle_detaches_the_task() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let steps = Rc::new(Cell::new(0));
@@ -171,6 +176,7 @@ fn dropping_the_handle_detaches_the_task() {
 
 #[test]
 fn detached_task_completes_even_when_dropped_before_first_poll() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let ran = Rc::new(Cell::new(false));
@@ -187,6 +193,7 @@ fn detached_task_completes_even_when_dropped_before_first_poll() {
 
 #[test]
 fn is_finished_before_and_after() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let polled = Rc::new(Cell::new(false));
@@ -216,6 +223,7 @@ fn is_finished_before_and_after() {
 
 #[test]
 fn ten_thousand_tasks_all_complete() {
+    let _watchdog = common::watchdog();
     const N: u64 = 10_000;
     let executor = ExecutorBuilder::new()
         .with_queue(Q::Fg, 3)

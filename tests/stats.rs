@@ -11,6 +11,7 @@ use common::{block_on_local, runtime, spin, Q};
 
 #[test]
 fn counters_match_what_happened() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(Q::Fg, 2)
         .with_queue(Q::Bg, 1)
@@ -128,6 +129,7 @@ fn counters_match_what_happened() {
 
 #[test]
 fn unknown_queue_has_no_stats() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue("a", 1).build().unwrap();
     assert!(executor.queue_stats("b").is_none());
     let a = executor.queue_stats("a").unwrap();
@@ -143,6 +145,7 @@ fn unknown_queue_has_no_stats() {
 
 #[test]
 fn long_polls_show_in_driver_yields_and_max_gap() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_driver_yield(Duration::from_millis(1))
@@ -170,6 +173,7 @@ fn long_polls_show_in_driver_yields_and_max_gap() {
 
 #[test]
 fn idle_time_is_measured() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     block_on_local(executor.run_until(async move {
@@ -187,6 +191,7 @@ fn idle_time_is_measured() {
 
 #[test]
 fn queue_delay_reflects_waiting_behind_other_tasks() {
+    let _watchdog = common::watchdog();
     // Ten tasks spinning 1 ms each, spawned together: the last one waits ~9 ms.
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
@@ -214,6 +219,7 @@ fn queue_delay_reflects_waiting_behind_other_tasks() {
 /// Dropping the future of an aborted task is not a poll of that task.
 #[test]
 fn aborting_a_task_does_not_count_a_poll() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let never = q.spawn(async {});
@@ -230,6 +236,7 @@ fn aborting_a_task_does_not_count_a_poll() {
 /// A poll that panics (and propagates, the default) still took CPU time and was a poll.
 #[test]
 fn propagated_panic_poll_is_counted() {
+    let _watchdog = common::watchdog();
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
@@ -246,4 +253,37 @@ fn propagated_panic_poll_is_counted() {
     assert_eq!(stats.panicked, 1);
     assert_eq!(stats.polls, 1, "{stats:?}");
     assert!(stats.service_time >= Duration::from_millis(5), "{stats:?}");
+}
+
+/// A task woken while the run loop is parked (by a host timer, and by another thread)
+/// counts its queue delay from the turn that follows the wake, not from the
+/// executor's start nor from when it parked: after 300 ms asleep, every delay stays
+/// far below 300 ms. (The delay is measured inside the turn, so a slow host does not
+/// lengthen it.)
+#[test]
+fn queue_delay_of_a_task_woken_while_parked_counts_from_the_wake() {
+    let _watchdog = common::watchdog();
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let q = executor.queue(0).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        tx.send(()).unwrap();
+    });
+    let timer = q.spawn(async { tokio::time::sleep(Duration::from_millis(300)).await });
+    let remote = q.spawn(rx);
+    runtime().block_on(executor.run_until(async move {
+        timer.await.unwrap();
+        remote.await.unwrap().unwrap();
+    }));
+    sender.join().unwrap();
+    let stats = executor.queue_stats(0).unwrap();
+    assert_eq!(stats.polls, 4, "two polls per task");
+    let longest = stats.queue_delay.quantile(1.0).unwrap();
+    assert!(
+        longest < Duration::from_millis(150),
+        "a queue delay of up to {longest:?} after sleeping 300 and 600 ms: {:?}",
+        stats.queue_delay.buckets().collect::<Vec<_>>()
+    );
+    assert!(executor.stats().idle_time >= Duration::from_millis(500));
 }

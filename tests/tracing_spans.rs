@@ -100,6 +100,7 @@ impl Subscriber for CountingSubscriber {
 
 #[test]
 fn every_task_poll_gets_a_span_with_its_queue_and_task() {
+    let _watchdog = common::watchdog();
     let _serial = one_at_a_time();
     let rt = runtime();
     let executor = executor();
@@ -148,6 +149,7 @@ fn every_task_poll_gets_a_span_with_its_queue_and_task() {
 
 #[test]
 fn without_a_subscriber_nothing_is_recorded_and_tasks_run() {
+    let _watchdog = common::watchdog();
     let _serial = one_at_a_time();
     let rt = runtime();
     let executor = executor();

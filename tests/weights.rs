@@ -112,18 +112,21 @@ fn foreground_share(fg_weight: u32, bg_weight: u32) -> Shares {
 
 #[test]
 fn weights_three_to_one_split_cpu_75_25() {
+    let _watchdog = common::watchdog();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     foreground_share(3, 1).assert_near(75.0, 8.0, "weights 3:1");
 }
 
 #[test]
 fn weights_one_to_one_split_cpu_evenly() {
+    let _watchdog = common::watchdog();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     foreground_share(1, 1).assert_near(50.0, 8.0, "weights 1:1");
 }
 
 #[test]
 fn weights_one_to_three_split_cpu_25_75() {
+    let _watchdog = common::watchdog();
     // The same as 3:1 with the roles swapped, so queue order cannot explain a pass.
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     foreground_share(1, 3).assert_near(25.0, 8.0, "weights 1:3");
@@ -131,6 +134,7 @@ fn weights_one_to_three_split_cpu_25_75() {
 
 #[test]
 fn heavy_queue_task_is_polled_promptly_while_light_queue_hogs() {
+    let _watchdog = common::watchdog();
     const SAMPLES: usize = 10;
     const BOUND: Duration = Duration::from_millis(20);
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -47,6 +47,7 @@ fn executor() -> Rc<clockworker::Executor<u8>> {
 
 #[test]
 fn yield_maybe_gives_way_to_a_cross_thread_wake_of_the_run_until_future() {
+    let _watchdog = common::watchdog();
     let executor = executor();
     let queue = executor.queue(0).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -74,6 +75,7 @@ fn yield_maybe_gives_way_to_a_cross_thread_wake_of_the_run_until_future() {
 /// it would wait behind the busy task, which had yielded before the loop looked.
 #[test]
 fn yield_maybe_gives_way_to_a_remote_spawn() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_queue(1u8, 8)

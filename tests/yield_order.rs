@@ -12,6 +12,8 @@
 //! `tokio_yield_now_inside_clockworker_completes_without_starvation` for the order we
 //! observe.
 
+mod common;
+
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
@@ -73,6 +75,7 @@ fn block_on<F: Future>(host: Host, f: F) -> F::Output {
 
 #[test]
 fn clockworker_yield_now_is_round_robin() {
+    let _watchdog = common::watchdog();
     // A 1 ns driver_yield returns to the host after every single poll: the order must
     // survive the trips through the host too.
     for host in [Host::Tokio, Host::FuturesLite] {
@@ -111,6 +114,7 @@ fn clockworker_yield_now_is_round_robin() {
 /// too, and a task spawned later joins the end of the rotation.
 #[test]
 fn clockworker_yield_now_round_robin_for_tasks_spawned_while_running() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let q = executor.queue(0).unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
@@ -136,6 +140,7 @@ fn clockworker_yield_now_round_robin_for_tasks_spawned_while_running() {
 /// tasks still rotate in exact round-robin order.
 #[test]
 fn clockworker_yield_now_round_robin_within_each_queue() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_queue(1u8, 3)
@@ -185,6 +190,7 @@ fn clockworker_yield_now_round_robin_within_each_queue() {
 /// with exactly one poll per yield (plus the last), and no task starves.
 #[test]
 fn tokio_yield_now_inside_clockworker_completes_without_starvation() {
+    let _watchdog = common::watchdog();
     for run_mode in ["block_on", "localset"] {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -130,6 +130,9 @@ impl<T> Inbox<T> {
 
     /// Run loop, with nothing ready: registers the host task's waker, then tells
     /// whether something arrived meanwhile (then drain again instead of going idle).
+    /// `#[must_use]`: the loom models drive this re-check, and a caller that dropped
+    /// its answer would lose wakes where the models cannot see it.
+    #[must_use = "true: something arrived after the last drain; drain again instead of going idle"]
     pub(crate) fn park(&self, host: &Waker) -> bool {
         self.host.register(host);
         self.is_notified()

@@ -356,6 +356,28 @@ mod tests {
         assert!(pops <= GUARD, "heavy task served after {pops} pops");
     }
 
+    /// `LAS::new()` (and `Default`) come with the default guard: under sustained
+    /// load a heavy task is served within `DEFAULT_GUARD_EVERY` pops.
+    #[test]
+    fn new_and_default_have_the_default_starvation_guard() {
+        for mut las in [LAS::new(), LAS::default()] {
+            las.push(ready_task(0, None, 1 << 40));
+            let mut served_after = None;
+            for pops in 1..=10 * DEFAULT_GUARD_EVERY as u64 {
+                las.push(ready_task(pops, None, 0));
+                if las.pop().map(|t| t.arrival()) == Some(0) {
+                    served_after = Some(pops);
+                    break;
+                }
+            }
+            assert_eq!(
+                served_after,
+                Some(u64::from(DEFAULT_GUARD_EVERY)),
+                "the heavy task starved: no default guard"
+            );
+        }
+    }
+
     #[test]
     fn without_the_guard_a_heavy_task_starves_under_sustained_load() {
         let mut las = LAS::new().with_starvation_guard(0);

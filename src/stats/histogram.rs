@@ -239,3 +239,63 @@ impl fmt::Debug for AtomicLog2Histogram {
 fn bucket_of(ns: u64) -> usize {
     ((u64::BITS - ns.leading_zeros()) as usize).min(BUCKETS - 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram(values: &[u64]) -> Log2Histogram {
+        let mut histogram = Log2Histogram::default();
+        for &ns in values {
+            histogram.record(ns);
+        }
+        histogram
+    }
+
+    fn ns(d: Option<Duration>) -> u64 {
+        d.expect("not empty").as_nanos() as u64
+    }
+
+    /// The q-quantile is the value of rank `ceil(q * n)` (1-based): with 3 values the
+    /// median is the 2nd, and the 0.99-quantile of 2 values is the 2nd, never the 1st.
+    #[test]
+    fn quantile_takes_the_rank_rounded_up() {
+        // One value per bucket: 1 (bucket upper 1), 100 (127), 10,000 (16,383).
+        let three = histogram(&[1, 100, 10_000]);
+        assert_eq!(ns(three.quantile(0.0)), 1, "q = 0 is the smallest value");
+        assert_eq!(ns(three.quantile(0.34)), 127);
+        assert_eq!(ns(three.quantile(0.5)), 127, "median of 3 is the 2nd");
+        assert_eq!(ns(three.quantile(0.67)), 16_383);
+        assert_eq!(ns(three.quantile(1.0)), 16_383);
+        let two = histogram(&[1, 10_000]);
+        assert_eq!(ns(two.quantile(0.5)), 1, "rank ceil(1.0) = 1");
+        assert_eq!(ns(two.quantile(0.51)), 16_383);
+        assert_eq!(
+            ns(two.quantile(0.99)),
+            16_383,
+            "p99 of 2 values is the larger"
+        );
+    }
+
+    #[test]
+    fn quantile_clamps_q_and_is_none_when_empty() {
+        assert_eq!(Log2Histogram::default().quantile(0.5), None);
+        let h = histogram(&[1, 10_000]);
+        assert_eq!(h.quantile(-1.0), h.quantile(0.0));
+        assert_eq!(h.quantile(7.0), h.quantile(1.0));
+        assert_eq!(h.count(), 2);
+    }
+
+    #[test]
+    fn buckets_hold_values_up_to_their_upper_bound() {
+        let h = histogram(&[0, 1, 2, 3, 4, 7, 8, u64::MAX]);
+        let buckets: Vec<(u64, u64)> = h
+            .buckets()
+            .map(|(upper, count)| (upper.as_nanos() as u64, count))
+            .collect();
+        assert_eq!(
+            buckets,
+            [(0, 1), (1, 1), (3, 2), (7, 2), (15, 1), (u64::MAX, 1)]
+        );
+    }
+}

@@ -105,6 +105,7 @@ fn parked_tasks_woken_at_once() {
 /// spawns its successor and finishes (few alive at once).
 #[test]
 fn recursive_spawning() {
+    let _watchdog = crate::common::watchdog();
     const CHAIN: u32 = 20_000;
     const TREE_DEPTH: u32 = 14;
     const RELAY: u32 = 100_000;
@@ -176,6 +177,7 @@ fn recursive_spawning() {
 /// aborted task resolves `Cancelled`, or `Ok` if it finished first; nothing leaks.
 #[test]
 fn aborts_race_busy_tasks() {
+    let _watchdog = crate::common::watchdog();
     const ROUNDS: usize = 20;
     const TASKS: usize = 32;
     with_watchdog(

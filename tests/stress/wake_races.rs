@@ -18,6 +18,7 @@ use crate::support::*;
 
 #[test]
 fn threads_wake_and_abort_tasks_while_the_executor_runs() {
+    let _watchdog = crate::common::watchdog();
     const TASKS: usize = 256;
     const THREADS: usize = 4;
     const OPS_PER_THREAD: usize = 20_000;
@@ -231,6 +232,7 @@ fn duplicate_and_spurious_wakes_are_harmless() {
 /// `Cancelled`.
 #[test]
 fn wakers_outlive_the_executor_under_load() {
+    let _watchdog = crate::common::watchdog();
     const ROUNDS: usize = 20;
     const TASKS: usize = 64;
     const THREADS: usize = 3;

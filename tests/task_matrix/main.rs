@@ -476,21 +476,25 @@ fn check_in_process(filter: impl Fn(Case) -> bool) {
 
 #[test]
 fn completes() {
+    let _watchdog = common::watchdog();
     check_in_process(|c| c.behaviour == Behaviour::Completes);
 }
 
 #[test]
 fn pending_forever() {
+    let _watchdog = common::watchdog();
     check_in_process(|c| c.behaviour == Behaviour::PendingForever);
 }
 
 #[test]
 fn panics_in_poll() {
+    let _watchdog = common::watchdog();
     check_in_process(|c| c.behaviour == Behaviour::PanicsInPoll);
 }
 
 #[test]
 fn panics_in_drop_while_completing_is_a_task_panic() {
+    let _watchdog = common::watchdog();
     check_in_process(|c| c.behaviour == Behaviour::PanicsInDrop && c.polled());
 }
 
@@ -498,6 +502,7 @@ fn panics_in_drop_while_completing_is_a_task_panic() {
 /// handle resolves `Panic` with the drop's payload, the executor carries on.
 #[test]
 fn panics_in_drop_of_an_unpolled_future_reach_the_handle() {
+    let _watchdog = common::watchdog();
     let unpolled = |c: Case| c.behaviour == Behaviour::PanicsInDrop && !c.polled();
     // Never polled: the executor was dropped unrun (5 handle cases), or the task was
     // aborted first (2 executor cases); each in both panic modes.

@@ -43,6 +43,7 @@ impl Drop for PanicsOnDropOutput {
 
 #[test]
 fn future_panicking_in_drop_after_completing_is_a_task_panic() {
+    let _watchdog = crate::common::watchdog();
     quiet_panics(EXPECTED_PANICS);
     // Caught: the handle gets the drop's panic (the output is lost, as in tokio).
     let executor = build(PanicMode::Caught);
@@ -86,6 +87,7 @@ impl Drop for CountedPanicsOnDropOutput {
 /// the output's own wrapper catches the panic and discards it (formerly SIGABRT).
 #[test]
 fn output_panicking_in_drop_after_detach_is_discarded() {
+    let _watchdog = crate::common::watchdog();
     quiet_panics(EXPECTED_PANICS);
     for mode in MODES {
         let executor = build(mode);
@@ -112,6 +114,7 @@ fn output_panicking_in_drop_after_detach_is_discarded() {
 /// `JoinHandle` does; the executor is not affected.
 #[test]
 fn output_panicking_in_drop_with_an_unawaited_handle_is_discarded() {
+    let _watchdog = crate::common::watchdog();
     quiet_panics(EXPECTED_PANICS);
     let executor = build(PanicMode::Caught);
     let q = executor.queue(0).unwrap();
@@ -144,6 +147,7 @@ fn output_panicking_in_drop_with_an_unawaited_handle_is_discarded() {
 /// only wake it spuriously).
 #[test]
 fn stale_abort_request_spares_the_task_reusing_the_slot() {
+    let _watchdog = crate::common::watchdog();
     struct AbortSelfThenSpawnOnDrop {
         me: Slot,
         q: clockworker::QueueHandle<u8>,
