@@ -30,6 +30,7 @@ impl Scheduler for GroupLog {
 
 #[test]
 fn lands_in_the_callers_queue_and_group() {
+    let _watchdog = common::watchdog();
     let log = Rc::new(RefCell::new(Vec::new()));
     let executor = ExecutorBuilder::new()
         .with_queue("fg", 4)
@@ -71,6 +72,7 @@ fn lands_in_the_callers_queue_and_group() {
 
 #[test]
 fn a_task_without_a_group_spawns_without_one() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let queue = executor.queue(0).unwrap();
     let tenant = queue.group(1);
@@ -82,6 +84,7 @@ fn a_task_without_a_group_spawns_without_one() {
 
 #[test]
 fn an_aborted_contextual_task_is_cancelled_and_its_future_dropped() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let drops = DropCounter::new();
     let parent = executor.queue(0).unwrap().spawn({
@@ -105,6 +108,7 @@ fn an_aborted_contextual_task_is_cancelled_and_its_future_dropped() {
 
 #[test]
 fn outside_a_task_it_panics_and_names_the_alternative() {
+    let _watchdog = common::watchdog();
     fn panic_text(run: impl FnOnce()) -> String {
         let payload = catch_unwind(AssertUnwindSafe(run)).expect_err("spawn must panic");
         common::panic_text(payload.as_ref()).expect("a text payload")
@@ -125,6 +129,7 @@ fn outside_a_task_it_panics_and_names_the_alternative() {
 
 #[test]
 fn on_a_shut_down_executor_the_handle_resolves_cancelled() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let drops = DropCounter::new();
     let parent = executor.queue(0).unwrap().spawn({

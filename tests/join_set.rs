@@ -17,6 +17,7 @@ async fn yields(n: usize) {
 
 #[test]
 fn results_come_in_order_of_completion() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let queue = executor.queue(0).unwrap();
     // The finishing order, as the tasks themselves record it.
@@ -48,6 +49,7 @@ fn results_come_in_order_of_completion() {
 
 #[test]
 fn joins_while_tasks_are_still_being_added() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let queue = executor.queue(0).unwrap();
     let total = block_on_local(executor.run_until(queue.clone().spawn(async move {
@@ -76,6 +78,7 @@ fn joins_while_tasks_are_still_being_added() {
 
 #[test]
 fn panics_and_aborts_are_reported_through_the_set() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_panic_on_task_panic(false)
@@ -105,6 +108,7 @@ fn panics_and_aborts_are_reported_through_the_set() {
 
 #[test]
 fn abort_all_cancels_what_has_not_finished() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let queue = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -136,6 +140,7 @@ fn abort_all_cancels_what_has_not_finished() {
 
 #[test]
 fn dropping_the_set_aborts_its_tasks() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let queue = executor.queue(0).unwrap();
     let drops = DropCounter::new();
@@ -158,6 +163,7 @@ fn dropping_the_set_aborts_its_tasks() {
 
 #[test]
 fn a_spawn_refused_by_shutdown_is_reported_once() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
     let queue = executor.queue(0).unwrap();
     executor.shutdown();

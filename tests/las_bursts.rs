@@ -94,12 +94,14 @@ fn fat_polls_before_the_dispatcher_runs(las: LAS) -> usize {
 
 #[test]
 fn a_dispatcher_woken_from_outside_runs_before_fat_tasks() {
+    let _watchdog = common::watchdog();
     let waited = fat_polls_before_the_dispatcher_runs(LAS::new());
     assert_eq!(waited, 0, "fat polls ran before the dispatcher's new burst");
 }
 
 #[test]
 fn under_the_cumulative_rule_the_dispatcher_waits_behind_fat_tasks() {
+    let _watchdog = common::watchdog();
     // The classic rule ranks the dispatcher by its 6 ms of past service: behind the
     // fat tasks (at most 2 ms each) until they finish or the starvation guard (one
     // pop in 16) serves it.
@@ -112,6 +114,7 @@ fn under_the_cumulative_rule_the_dispatcher_waits_behind_fat_tasks() {
 
 #[test]
 fn a_task_that_only_yields_keeps_its_service() {
+    let _watchdog = common::watchdog();
     // A hog yields after every 300 µs; a second task arrives once the hog has used
     // about 1.5 ms and runs 100 µs per poll. If yielding reset the hog's service, the
     // two would alternate; under the burst rule the newcomer runs all its polls first.

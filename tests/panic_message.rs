@@ -2,6 +2,8 @@
 //! was and how to catch task panics instead. Checked on the stderr of a child process:
 //! this test binary, run again on the test below that provokes the panic.
 
+mod common;
+
 use std::process::Command;
 
 use clockworker::ExecutorBuilder;
@@ -11,6 +13,7 @@ const CHILD: &str = "CLOCKWORKER_PANIC_MESSAGE_CHILD";
 
 #[test]
 fn provoke() {
+    let _watchdog = common::watchdog();
     if std::env::var_os(CHILD).is_none() {
         return; // only the child process provokes the panic
     }
@@ -30,6 +33,7 @@ fn provoke() {
 
 #[test]
 fn a_propagated_task_panic_names_its_queue_and_the_way_to_catch_it() {
+    let _watchdog = common::watchdog();
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "provoke", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")

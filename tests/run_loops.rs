@@ -10,6 +10,7 @@ use clockworker::ExecutorBuilder;
 
 #[test]
 fn every_run_loop_ends_after_shutdown() {
+    let _watchdog = common::watchdog();
     let rt = common::runtime();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
@@ -38,6 +39,7 @@ fn every_run_loop_ends_after_shutdown() {
 
 #[test]
 fn a_shutdown_from_a_task_ends_the_other_loops() {
+    let _watchdog = common::watchdog();
     let rt = common::runtime();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {

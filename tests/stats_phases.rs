@@ -40,6 +40,7 @@ fn phase(
 
 #[test]
 fn a_snapshot_difference_is_the_work_of_the_phase() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
     let queue = executor.queue("q").unwrap();
     phase(&executor, &queue, 7, 2, 0);
@@ -77,6 +78,7 @@ fn a_snapshot_difference_is_the_work_of_the_phase() {
 
 #[test]
 fn group_stats_add_up_per_tenant() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new()
         .with_queue("api", 1)
         .with_panic_on_task_panic(false)
@@ -131,6 +133,7 @@ fn group_stats_add_up_per_tenant() {
 
 #[test]
 fn display_prints_quantiles_as_durations() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue("q", 3).build().unwrap();
     let queue = executor.queue("q").unwrap();
     phase(&executor, &queue, 3, 2, 50);
@@ -154,6 +157,7 @@ fn display_prints_quantiles_as_durations() {
 
 #[test]
 fn quantiles_outside_zero_to_one_are_refused() {
+    let _watchdog = common::watchdog();
     let executor = ExecutorBuilder::new().with_queue("q", 1).build().unwrap();
     let queue = executor.queue("q").unwrap();
     phase(&executor, &queue, 2, 1, 0);

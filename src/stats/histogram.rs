@@ -278,12 +278,24 @@ mod tests {
     }
 
     #[test]
-    fn quantile_clamps_q_and_is_none_when_empty() {
+    fn quantile_refuses_q_outside_zero_to_one_and_is_none_when_empty() {
         assert_eq!(Log2Histogram::default().quantile(0.5), None);
         let h = histogram(&[1, 10_000]);
-        assert_eq!(h.quantile(-1.0), h.quantile(0.0));
-        assert_eq!(h.quantile(7.0), h.quantile(1.0));
+        for q in [-1.0, 7.0, f64::NAN, f64::NEG_INFINITY] {
+            assert_eq!(h.quantile(q), None, "q = {q}");
+        }
+        assert!(h.quantile(0.0).is_some() && h.quantile(1.0).is_some());
         assert_eq!(h.count(), 2);
+    }
+
+    #[test]
+    fn since_keeps_only_the_later_samples() {
+        let before = histogram(&[1, 100]);
+        let after = histogram(&[1, 100, 100, 10_000]);
+        let delta = after.since(&before);
+        assert_eq!(delta.count(), 2);
+        assert_eq!(ns(delta.quantile(0.0)), 127);
+        assert_eq!(before.since(&after).count(), 0, "saturates, never wraps");
     }
 
     #[test]
