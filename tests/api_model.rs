@@ -5,6 +5,13 @@
 //! the model says; at the end (executor dropped) every handle must resolve as the model
 //! says, and every future must have been dropped exactly once.
 //!
+//! Targets of wakes, aborts and handle drops are drawn among the tasks that exist (a
+//! wake or an abort among the live ones), so nearly every operation does something.
+//! Order is checked where the contract defines it: within one queue (`RunnableFifo`,
+//! the default), a run polls tasks in the order they became ready. Spawns and wakes on
+//! this thread queue a task at once; wakes from another thread reach the queue when the
+//! next run drains the inbox, after the tasks already queued.
+//!
 //! The model: a task completes in the first run after it became ready (spawned, or its
 //! gate opened) unless it was aborted before that run, the executor was shut down, or
 //! it waits forever; an aborted task is never polled again and resolves `Cancelled`;
@@ -25,6 +32,7 @@ use std::task::{Context, Poll, Waker};
 
 use clockworker::{yield_now, Executor, ExecutorBuilder, JoinError, JoinHandle};
 use proptest::prelude::*;
+use proptest::sample::Index;
 
 /// Upper bound on the yields of one settling run (each lets the loop poll a task).
 const MAX_SETTLE_YIELDS: usize = 10_000;
@@ -47,20 +55,22 @@ enum Op {
         queue: u8,
         kind: Kind,
     },
-    /// Opens task `n`'s gate and wakes it, on this thread or from another one.
+    /// Opens a live task's gate and wakes it, on this thread or from another one.
     Wake {
-        task: usize,
+        task: Index,
         remote: bool,
     },
-    /// Wakes task `n` without opening its gate.
+    /// Wakes a live task without opening its gate.
     SpuriousWake {
-        task: usize,
+        task: Index,
     },
+    /// Aborts a live task.
     Abort {
-        task: usize,
+        task: Index,
     },
+    /// Drops the handle of a task that still has one.
     DropHandle {
-        task: usize,
+        task: Index,
     },
     Run,
     Shutdown,
@@ -75,10 +85,10 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         6 => (0..2u8, kind).prop_map(|(queue, kind)| Op::Spawn { queue, kind }),
-        4 => (0..64usize, any::<bool>()).prop_map(|(task, remote)| Op::Wake { task, remote }),
-        1 => (0..64usize).prop_map(|task| Op::SpuriousWake { task }),
-        2 => (0..64usize).prop_map(|task| Op::Abort { task }),
-        1 => (0..64usize).prop_map(|task| Op::DropHandle { task }),
+        4 => (any::<Index>(), any::<bool>()).prop_map(|(task, remote)| Op::Wake { task, remote }),
+        1 => any::<Index>().prop_map(|task| Op::SpuriousWake { task }),
+        2 => any::<Index>().prop_map(|task| Op::Abort { task }),
+        1 => any::<Index>().prop_map(|task| Op::DropHandle { task }),
         3 => Just(Op::Run),
         1 => Just(Op::Shutdown),
     ]
@@ -98,6 +108,7 @@ enum State {
 
 /// A task as the test sees it.
 struct Task {
+    queue: u8,
     kind: Kind,
     state: State,
     gate_open: bool,
@@ -122,13 +133,28 @@ impl Drop for Guard {
     }
 }
 
-fn task_future(id: usize, task: &Task) -> impl Future<Output = usize> {
+/// The ids of the tasks, in the order they were polled.
+type PollLog = Rc<std::cell::RefCell<Vec<usize>>>;
+
+/// Picks among the tasks for which `eligible` holds, if any.
+fn pick(tasks: &[Task], index: &Index, eligible: impl Fn(&Task) -> bool) -> Option<usize> {
+    let candidates: Vec<usize> = (0..tasks.len()).filter(|&i| eligible(&tasks[i])).collect();
+    (!candidates.is_empty()).then(|| candidates[index.index(candidates.len())])
+}
+
+fn is_live(task: &Task) -> bool {
+    matches!(task.state, State::Live { aborted: false })
+}
+
+fn task_future(id: usize, task: &Task, log: &PollLog) -> impl Future<Output = usize> {
     let (kind, finished, polls) = (task.kind, task.finished.clone(), task.polls.clone());
+    let log = log.clone();
     let (gate, waker) = (task.gate.clone(), task.waker.clone());
     let guard = Guard(task.drops.clone());
     poll_fn(move |cx: &mut Context<'_>| {
         let _ = &guard;
         polls.set(polls.get() + 1);
+        log.borrow_mut().push(id);
         let ready = match kind {
             Kind::Immediate => true,
             Kind::Panics => std::panic::panic_any(id),
@@ -183,10 +209,15 @@ fn check(weights: (u32, u32), ops: Vec<Op>) -> Result<(), TestCaseError> {
         .unwrap();
     let mut tasks: Vec<Task> = Vec::new();
     let mut shut_down = false;
+    let log = PollLog::default();
+    // Tasks queued since the last run: by a spawn or a wake on this thread, and by a
+    // wake from another thread (queued when the run drains the inbox).
+    let (mut queued_here, mut queued_remote): (Vec<usize>, Vec<usize>) = (vec![], vec![]);
     for op in ops {
         match op {
             Op::Spawn { queue, kind } => {
                 let mut task = Task {
+                    queue,
                     kind,
                     state: State::Live { aborted: false },
                     gate_open: false,
@@ -199,22 +230,32 @@ fn check(weights: (u32, u32), ops: Vec<Op>) -> Result<(), TestCaseError> {
                     expected_polls: 0,
                     woken: false,
                 };
-                let future = task_future(tasks.len(), &task);
+                let future = task_future(tasks.len(), &task, &log);
                 task.handle = Some(executor.queue(queue).unwrap().spawn(future));
                 if shut_down {
                     task.state = State::Cancelled;
                     prop_assert_eq!(task.drops.load(Ordering::SeqCst), 1);
+                } else {
+                    queued_here.push(tasks.len());
                 }
                 tasks.push(task);
             }
             Op::Wake { task, remote } => {
-                let Some(task) = tasks.get_mut(task) else {
+                let Some(id) = pick(&tasks, &task, is_live) else {
                     continue;
                 };
+                let task = &mut tasks[id];
                 task.gate_open = true;
                 task.gate.store(true, Ordering::Release);
                 let waker = task.waker.lock().unwrap().clone();
                 if let Some(waker) = waker {
+                    if !task.woken && !shut_down {
+                        if remote {
+                            queued_remote.push(id);
+                        } else {
+                            queued_here.push(id);
+                        }
+                    }
                     task.woken = true;
                     if remote {
                         std::thread::spawn(move || waker.wake()).join().unwrap();
@@ -224,19 +265,24 @@ fn check(weights: (u32, u32), ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::SpuriousWake { task } => {
-                let Some(task) = tasks.get_mut(task) else {
+                let Some(id) = pick(&tasks, &task, is_live) else {
                     continue;
                 };
+                let task = &mut tasks[id];
                 let waker = task.waker.lock().unwrap().clone();
                 if let Some(waker) = waker {
+                    if !task.woken && !shut_down {
+                        queued_here.push(id);
+                    }
                     task.woken = true;
                     waker.wake();
                 }
             }
             Op::Abort { task } => {
-                let Some(task) = tasks.get_mut(task) else {
+                let Some(id) = pick(&tasks, &task, |t| is_live(t) && t.handle.is_some()) else {
                     continue;
                 };
+                let task = &mut tasks[id];
                 let Some(handle) = &task.handle else { continue };
                 handle.abort();
                 if let State::Live { .. } = task.state {
@@ -244,12 +290,32 @@ fn check(weights: (u32, u32), ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::DropHandle { task } => {
-                if let Some(task) = tasks.get_mut(task) {
-                    task.handle = None;
+                if let Some(id) = pick(&tasks, &task, |t| t.handle.is_some()) {
+                    tasks[id].handle = None;
                 }
             }
             Op::Run => {
+                log.borrow_mut().clear();
                 settle(&executor);
+                // Within each queue: polled in the order they became ready, aborted
+                // tasks left out (dropped, never polled), nothing else polled.
+                let polled = std::mem::take(&mut *log.borrow_mut());
+                let queued: Vec<usize> = queued_here
+                    .drain(..)
+                    .chain(queued_remote.drain(..))
+                    .collect();
+                for queue in 0..2u8 {
+                    let in_queue = |id: &usize| tasks[*id].queue == queue;
+                    let expected: Vec<usize> = queued
+                        .iter()
+                        .copied()
+                        .filter(|id| {
+                            in_queue(id) && tasks[*id].state == State::Live { aborted: false }
+                        })
+                        .collect();
+                    let got: Vec<usize> = polled.iter().copied().filter(in_queue).collect();
+                    prop_assert_eq!(&got, &expected, "poll order of queue {}", queue);
+                }
                 let mut live = 0;
                 for task in &mut tasks {
                     task.state = match task.state {
@@ -296,6 +362,8 @@ fn check(weights: (u32, u32), ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Shutdown => {
                 executor.shutdown();
                 shut_down = true;
+                queued_here.clear();
+                queued_remote.clear();
                 for task in &mut tasks {
                     if let State::Live { .. } = task.state {
                         task.state = State::Cancelled;
