@@ -120,13 +120,16 @@
 //! - Running: [`Executor`] (`run`, `run_until`, `shutdown`, `set_weight`, stats).
 //! - Spawning: [`QueueHandle`] from [`Executor::queue`] (`spawn`, `try_spawn`, task
 //!   groups with [`QueueHandle::group`]), giving a [`JoinHandle`] that resolves to the
-//!   output or a [`JoinError`]; from other threads, [`RemoteSpawner`] from
-//!   [`Executor::remote`], giving a [`RemoteJoinHandle`]. Errors: [`SpawnError`].
+//!   output or a [`JoinError`]; from inside a task, [`spawn`] onto the caller's queue
+//!   and group, and a [`JoinSet`] to await tasks in the order they finish; from other
+//!   threads, [`RemoteSpawner`] from [`Executor::remote`], giving a
+//!   [`RemoteJoinHandle`]. Errors: [`SpawnError`].
 //! - Yielding: [`yield_maybe`] (only when the queue's time is up) and [`yield_now`]
 //!   (always).
 //! - Weights at run time: [`Executor::set_weight`] ([`SetWeightError`]), or a
 //!   [`WeightController`] such as [`BacklogController`].
-//! - Measuring: [`ExecutorStats`], [`QueueStats`] and their [`Log2Histogram`]s.
+//! - Measuring: [`ExecutorStats`], [`QueueStats`], [`GroupStats`] (per tenant) and
+//!   their [`Log2Histogram`]s; `later - earlier` gives the figures of one phase.
 //! - [`scheduler`]: the [`Scheduler`](scheduler::Scheduler) trait and the built-in
 //!   task schedulers.
 //! - [`pool`] (feature `pool`): [`pool::PoolBuilder`] and [`pool::Pool`], a
