@@ -110,3 +110,31 @@ fn yield_maybe_gives_way_to_a_remote_spawn() {
     // The remote task finished; its handle reports it.
     futures_lite::future::block_on(remote_task).unwrap();
 }
+
+/// The other half of the contract: with nothing pending and the deadlines out of reach,
+/// `yield_maybe()` completes at once, so a task that calls it in a loop is polled once.
+/// Two queues, so the slice and preemption checks are live (a queue that always
+/// yielded, or a preemption always reported, fails this).
+#[test]
+fn yield_maybe_does_not_yield_when_nothing_is_pending() {
+    let _watchdog = common::watchdog();
+    let executor = ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .with_queue(1u8, 1)
+        .with_driver_yield(Duration::from_secs(60))
+        .with_sched_latency(Duration::from_secs(60))
+        .with_min_slice(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let task = executor.queue(0).unwrap().spawn(async {
+        for _ in 0..1_000 {
+            yield_maybe().await;
+        }
+    });
+    runtime().block_on(executor.run_until(task)).unwrap();
+    assert_eq!(
+        executor.queue_stats(0).unwrap().polls,
+        1,
+        "yield_maybe gave way with nothing pending"
+    );
+}
