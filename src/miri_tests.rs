@@ -23,6 +23,33 @@ use std::thread::{self, Thread};
 
 use crate::{spawn, yield_now, Executor, ExecutorBuilder, JoinError, JoinHandle};
 
+/// Fails the test binary, naming the test, if the calling test is still running after
+/// 30 s (10 min under Miri): a lost wake then fails instead of hanging the run. The
+/// same guard as `tests/common`'s `watchdog`; `CLOCKWORKER_TEST_TIMEOUT` (seconds)
+/// overrides the limit.
+fn watchdog() -> std::sync::mpsc::Sender<()> {
+    let default = if cfg!(miri) { 600 } else { 30 };
+    let limit = std::env::var("CLOCKWORKER_TEST_TIMEOUT")
+        .ok()
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or(default);
+    let test = thread::current().name().unwrap_or("<unnamed>").to_string();
+    let (disarm, armed) = std::sync::mpsc::channel::<()>();
+    thread::spawn(move || {
+        let limit = std::time::Duration::from_secs(limit);
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = armed.recv_timeout(limit) {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nWATCHDOG: test `{test}` still running after {limit:?} (a lost wake?); \
+                 exiting the test binary with status 124"
+            );
+            std::process::exit(124);
+        }
+    });
+    disarm
+}
+
 /// The host: polls `future` on this thread, parking between polls until woken.
 fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark {
@@ -114,6 +141,7 @@ fn parked() -> (Parked, Arc<Mutex<Option<Waker>>>, Arc<AtomicBool>) {
 
 #[test]
 fn spawn_yield_and_join_on_two_queues() {
+    let _watchdog = watchdog();
     let executor = executor(false);
     let handles: Vec<JoinHandle<usize>> = (0..6)
         .map(|i| {
@@ -138,6 +166,7 @@ fn spawn_yield_and_join_on_two_queues() {
 
 #[test]
 fn tasks_spawn_tasks_and_outputs_are_dropped_once() {
+    let _watchdog = watchdog();
     let executor = executor(false);
     let q = executor.queue(0).unwrap();
     let drops = Drops::default();
@@ -165,6 +194,7 @@ fn tasks_spawn_tasks_and_outputs_are_dropped_once() {
 
 #[test]
 fn abort_before_during_and_after_polls() {
+    let _watchdog = watchdog();
     let executor = executor(false);
     let q = executor.queue(0).unwrap();
     let drops = Drops::default();
@@ -200,6 +230,7 @@ fn abort_before_during_and_after_polls() {
 
 #[test]
 fn abort_from_inside_the_task_itself() {
+    let _watchdog = watchdog();
     let executor = executor(false);
     let q = executor.queue(1).unwrap();
     let slot: Rc<RefCell<Option<JoinHandle<()>>>> = Rc::default();
@@ -228,6 +259,7 @@ fn abort_from_inside_the_task_itself() {
 
 #[test]
 fn caught_panic_resolves_the_handle() {
+    let _watchdog = watchdog();
     let executor = executor(true);
     let q = executor.queue(0).unwrap();
     let drops = Drops::default();
@@ -248,6 +280,7 @@ fn caught_panic_resolves_the_handle() {
 
 #[test]
 fn propagated_panic_leaves_the_executor_usable() {
+    let _watchdog = watchdog();
     let executor = executor(false);
     let q = executor.queue(0).unwrap();
     let failing = q.spawn(async { panic!("out of run_until") });
@@ -262,6 +295,7 @@ fn propagated_panic_leaves_the_executor_usable() {
 
 #[test]
 fn wakes_from_another_thread_go_through_the_inbox() {
+    let _watchdog = watchdog();
     let executor = executor(false);
     let q = executor.queue(0).unwrap();
     let (future, slot, woken) = parked();
@@ -287,6 +321,7 @@ fn wakes_from_another_thread_go_through_the_inbox() {
 
 #[test]
 fn abort_from_another_thread() {
+    let _watchdog = watchdog();
     let executor = executor(false);
     let q = executor.queue(0).unwrap();
     let drops = Drops::default();
@@ -314,6 +349,7 @@ fn abort_from_another_thread() {
 
 #[test]
 fn shutdown_from_a_task_cancels_the_others() {
+    let _watchdog = watchdog();
     let executor = executor(false);
     let drops = Drops::default();
     let pending: Vec<_> = (0..4)
@@ -347,6 +383,7 @@ fn shutdown_from_a_task_cancels_the_others() {
 /// valid (the task cell lives while the handle does), abort and wakes are harmless.
 #[test]
 fn handles_and_wakers_outlive_the_executor() {
+    let _watchdog = watchdog();
     let executor = executor(false);
     let q = executor.queue(0).unwrap();
     let drops = Drops::default();
@@ -379,6 +416,7 @@ fn handles_and_wakers_outlive_the_executor() {
 
 #[test]
 fn dropping_the_executor_without_running() {
+    let _watchdog = watchdog();
     let drops = Drops::default();
     let executor = executor(false);
     let handles: Vec<_> = (0..3)
@@ -400,6 +438,7 @@ fn dropping_the_executor_without_running() {
 /// A future that wakes, spawns and aborts from its `Drop` during shutdown.
 #[test]
 fn drop_side_effects_during_shutdown() {
+    let _watchdog = watchdog();
     struct OnDrop<F: FnMut()>(F);
     impl<F: FnMut()> Drop for OnDrop<F> {
         fn drop(&mut self) {
@@ -434,6 +473,7 @@ fn drop_side_effects_during_shutdown() {
 #[test]
 #[should_panic(expected = "already running")]
 fn run_inside_its_own_task_panics_clearly() {
+    let _watchdog = watchdog();
     let executor = executor(true);
     let inner = executor.clone();
     let task = executor.queue(0).unwrap().spawn(async move {
@@ -451,6 +491,7 @@ fn run_inside_its_own_task_panics_clearly() {
 /// and dropping the executor.
 #[test]
 fn drop_panics_during_cancellation_reach_the_handle() {
+    let _watchdog = watchdog();
     struct Bomb(u32);
     impl Drop for Bomb {
         fn drop(&mut self) {
@@ -510,6 +551,7 @@ fn drop_panics_during_cancellation_reach_the_handle() {
 /// finished one — where a panic in the output's `Drop` must not abort the process.
 #[test]
 fn outputs_nobody_takes_are_dropped_quietly() {
+    let _watchdog = watchdog();
     struct Loud(#[allow(dead_code)] DropGuard);
     impl Drop for Loud {
         fn drop(&mut self) {
@@ -541,6 +583,7 @@ fn outputs_nobody_takes_are_dropped_quietly() {
 /// allocation is freed right after, its handle being gone).
 #[test]
 fn contextual_spawn_reads_the_running_task() {
+    let _watchdog = watchdog();
     struct SpawnOnDrop(Rc<Cell<u32>>);
     impl Drop for SpawnOnDrop {
         fn drop(&mut self) {
