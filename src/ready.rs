@@ -11,6 +11,19 @@ use crate::task::{Runnable, BOOK_BURST};
 /// queue delay is counted from the start of the loop's next turn.
 pub(crate) const READY_WHILE_PARKED: u64 = u64::MAX;
 
+/// How long a task that became ready at `ready_at_ns` (`READY_WHILE_PARKED`: while the
+/// loop was not running, so from the start of the turn, `turn_start_ns`) has waited
+/// when it is polled at `now_ns`: one sample of a queue's (and a group's) queue delay.
+#[inline(always)]
+pub(crate) fn queue_delay_ns(ready_at_ns: u64, now_ns: u64, turn_start_ns: u64) -> u64 {
+    let ready_at = if ready_at_ns == READY_WHILE_PARKED {
+        turn_start_ns
+    } else {
+        ready_at_ns
+    };
+    now_ns.saturating_sub(ready_at)
+}
+
 /// The slice being served: which queue, and until when.
 #[derive(Debug, Clone, Copy)]
 struct Slice {
@@ -206,17 +219,11 @@ impl Ready {
     ) -> Option<Chosen> {
         let task = self.queues[q].pop()?;
         let runnable = task.into_runnable();
-        let mut ready_at = runnable
-            .metadata()
-            .ready_at_ns
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if ready_at == READY_WHILE_PARKED {
-            ready_at = turn_start_ns;
-        }
+        let ready_at = runnable.metadata().ready_at_ns();
         Some(Chosen {
             runnable,
             queue: q,
-            waited_ns: now_ns.saturating_sub(ready_at),
+            waited_ns: queue_delay_ns(ready_at, now_ns, turn_start_ns),
             slice_end_ns,
             observed: self.observed[q],
         })

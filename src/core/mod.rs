@@ -24,9 +24,7 @@ mod turn;
 
 use crate::clock::Clock;
 use crate::inbox::Inbox;
-#[cfg(feature = "tracing")]
-use crate::observe::spans::PollSpans;
-use crate::ready::{Ready, READY_WHILE_PARKED};
+use crate::ready::{queue_delay_ns, Ready, READY_WHILE_PARKED};
 use crate::stats::{ExecutorStats, QueueStats};
 use crate::task::group::{GroupAccount, GroupRegistry};
 use crate::task::{Ending, Runnable, TaskHooks, TaskMeta, BOOK_BURST, BOOK_SERVICE};
@@ -96,8 +94,6 @@ pub(crate) struct Core {
     /// timing, `BOOK_BURST` when it counts service per burst). Fixed at build time.
     books: Box<[u8]>,
     measure: LoopMeasure,
-    #[cfg(feature = "tracing")]
-    spans: PollSpans,
     clock: Clock,
     /// Last clock reading (ns): the start of the current poll while one runs.
     now_ns: Cell<u64>,
@@ -141,7 +137,6 @@ impl Core {
         mut ready: Ready,
         queue_names: Box<[Rc<str>]>,
         config: Config,
-        #[cfg(feature = "tracing")] spans: PollSpans,
     ) -> Self {
         let queue_count = queue_names.len();
         let books = (0..queue_count)
@@ -167,8 +162,6 @@ impl Core {
             queue_names,
             books,
             measure: LoopMeasure::default(),
-            #[cfg(feature = "tracing")]
-            spans,
             clock: Clock::new(),
             now_ns: Cell::new(0),
             turn_start_ns: Cell::new(0),
@@ -215,6 +208,12 @@ impl Core {
 
     /// What a task of queue `queue` books besides the queue's figures (its
     /// `TaskMeta::books` without `BOOK_GROUP`): fixed at build time.
+    /// The queues' keys as text, by index (see `queue::key_labels`).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn queue_names(&self) -> &[Rc<str>] {
+        &self.queue_names
+    }
+
     pub(crate) fn books(&self, queue: usize) -> u8 {
         self.books[queue]
     }
@@ -478,12 +477,7 @@ impl Core {
 impl TaskHooks for Core {
     fn queue_delay_ns(&self, ready_at_ns: u64) -> u64 {
         // `now_ns` is still the start of the poll: the loop moves it on after the poll.
-        let ready_at = if ready_at_ns == READY_WHILE_PARKED {
-            self.turn_start_ns.get()
-        } else {
-            ready_at_ns
-        };
-        self.now_ns.get().saturating_sub(ready_at)
+        queue_delay_ns(ready_at_ns, self.now_ns.get(), self.turn_start_ns.get())
     }
 
     #[inline]

@@ -125,7 +125,7 @@ impl Core {
             self.finished_in_poll.set(false);
             self.set_running(meta);
             #[cfg(feature = "tracing")]
-            let span = self.spans.enter(chosen.queue, meta.arrival);
+            let span = spans::enter(self.id, &self.queue_names, chosen.queue, meta.arrival);
             chosen.runnable.run();
             *polled = true;
             #[cfg(feature = "tracing")]

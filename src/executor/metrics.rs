@@ -57,7 +57,7 @@ impl<K: QueueKey> Executor<K> {
             .map(|(queue, key)| self.core.queue_stats(queue, *key));
         let stats = self.core.executor_stats();
         if let Ok(mut metrics) = self.metrics.try_borrow_mut() {
-            metrics.export(queues, &stats);
+            metrics.export(self.core.queue_names(), queues, &stats);
         }
     }
 

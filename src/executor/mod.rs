@@ -81,15 +81,9 @@ impl<K: QueueKey> Executor<K> {
             "an executor holds at most u32::MAX queues"
         );
         let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
-        let labels = key_labels(&keys);
-        let core = Rc::new(Core::new(
-            id,
-            ready,
-            labels.clone(),
-            config,
-            #[cfg(feature = "tracing")]
-            crate::observe::spans::PollSpans::new(id, labels.clone()),
-        ));
+        let core = Rc::new(Core::new(id, ready, key_labels(&keys), config));
+        #[cfg(feature = "metrics")]
+        let metrics = RefCell::new(MetricsExport::new(id, keys.len()));
         register_local(core.clone());
         let index: HashMap<K, usize> = keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
         // The builder checked that every controller names a queue.
@@ -103,7 +97,7 @@ impl<K: QueueKey> Executor<K> {
             index,
             controllers: RefCell::new(controllers),
             #[cfg(feature = "metrics")]
-            metrics: RefCell::new(MetricsExport::new(id, labels)),
+            metrics,
         })
     }
 

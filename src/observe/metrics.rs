@@ -30,21 +30,18 @@ pub(crate) struct MetricsExport {
     next_ns: u64,
     /// Value of the `executor` label.
     label: Rc<str>,
-    /// Value of the `queue` label, by queue index.
-    queue_labels: Box<[Rc<str>]>,
     /// Queue-delay bucket counts at the previous export, by queue index.
     previous_delay: Vec<[u64; BUCKETS]>,
 }
 
 impl MetricsExport {
-    /// State for an executor with id `executor` and these queue labels.
-    pub(crate) fn new(executor: u64, queue_labels: Box<[Rc<str>]>) -> Self {
+    /// State for an executor with id `executor` and `queues` queues.
+    pub(crate) fn new(executor: u64, queues: usize) -> Self {
         MetricsExport {
             interval_ns: Some(duration_ns(DEFAULT_METRICS_INTERVAL)),
             next_ns: 0,
             label: Rc::from(executor.to_string()),
-            previous_delay: vec![[0; BUCKETS]; queue_labels.len()],
-            queue_labels,
+            previous_delay: vec![[0; BUCKETS]; queues],
         }
     }
 
@@ -71,20 +68,20 @@ impl MetricsExport {
         self.label = label;
     }
 
-    /// Exports `queues` (by queue index, as the labels) and `executor` to the
-    /// recorder in force on this thread.
+    /// Exports `queues` (by queue index, labelled with `queue_labels`) and `executor`
+    /// to the recorder in force on this thread.
     pub(crate) fn export<K>(
         &mut self,
+        queue_labels: &[Rc<str>],
         queues: impl Iterator<Item = QueueStats<K>>,
         executor: &ExecutorStats,
     ) {
         describe();
         let executor_labels = vec![Label::new("executor", self.label.to_string())];
         for (index, stats) in queues.enumerate() {
-            let (Some(queue_label), Some(previous)) = (
-                self.queue_labels.get(index),
-                self.previous_delay.get_mut(index),
-            ) else {
+            let (Some(queue_label), Some(previous)) =
+                (queue_labels.get(index), self.previous_delay.get_mut(index))
+            else {
                 break;
             };
             let mut labels = executor_labels.clone();
