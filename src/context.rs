@@ -107,18 +107,19 @@ where
 {
     let target = with_current(|core| {
         let core = core?;
-        if core.is_shut_down() {
-            return Some(None);
-        }
-        let (queue, group) = core.running_task()?;
-        Some(Some((core.clone(), queue, group)))
+        // On a shut-down executor `schedule::spawn` drops the future and returns a
+        // cancelled handle, whatever the queue: no need for a running task.
+        let (queue, group) = if core.is_shut_down() {
+            (0, None)
+        } else {
+            core.running_task()?
+        };
+        Some((core.clone(), queue, group))
     });
+    // Spawned outside `with_current`: dropping a refused future runs user code, which
+    // must not meet `CURRENT` borrowed.
     match target {
-        Some(Some((core, queue, group))) => schedule::spawn(&core, queue, group, future),
-        Some(None) => {
-            drop(future);
-            JoinHandle::cancelled()
-        }
+        Some((core, queue, group)) => schedule::spawn(&core, queue, group, future),
         None => outside_a_task(),
     }
 }
