@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use clockworker::{yield_maybe, ExecutorBuilder};
+use clockworker::{yield_maybe, Executor, ExecutorBuilder, JoinHandle};
 
 mod common;
 
@@ -27,8 +27,19 @@ fn newcomer_order(builder: ExecutorBuilder<u8>) -> Vec<&'static str> {
         .build()
         .unwrap();
     let log: Log = Rc::default();
+    let running = spawn_running_task(&executor, &log);
+    common::runtime()
+        .block_on(executor.run_until(running))
+        .unwrap();
+    let log = log.borrow().clone();
+    log
+}
+
+/// The task of queue 0 that spawns the newcomer on queue 1, then calls
+/// `yield_maybe()`, logging each step.
+fn spawn_running_task(executor: &Executor<u8>, log: &Log) -> JoinHandle<()> {
     let newcomer_queue = executor.queue(1).unwrap();
-    let running = executor.queue(0).unwrap().spawn({
+    executor.queue(0).unwrap().spawn({
         let log = log.clone();
         async move {
             let newcomer = newcomer_queue.spawn({
@@ -40,12 +51,7 @@ fn newcomer_order(builder: ExecutorBuilder<u8>) -> Vec<&'static str> {
             log.borrow_mut().push("running task went on");
             newcomer.await.unwrap();
         }
-    });
-    common::runtime()
-        .block_on(executor.run_until(running))
-        .unwrap();
-    let log = log.borrow().clone();
-    log
+    })
 }
 
 const PREEMPTED: [&str; 3] = ["spawned", "newcomer ran", "running task went on"];
@@ -120,20 +126,7 @@ fn a_latency_queue_is_picked_ahead_of_an_eligible_queue_with_an_earlier_deadline
         let log = log.clone();
         async move { log.borrow_mut().push("bystander ran") }
     });
-    let latency = executor.queue(1).unwrap();
-    let running = executor.queue(0).unwrap().spawn({
-        let log = log.clone();
-        async move {
-            let newcomer = latency.spawn({
-                let log = log.clone();
-                async move { log.borrow_mut().push("newcomer ran") }
-            });
-            log.borrow_mut().push("spawned");
-            yield_maybe().await;
-            log.borrow_mut().push("running task went on");
-            newcomer.await.unwrap();
-        }
-    });
+    let running = spawn_running_task(&executor, &log);
     common::runtime().block_on(executor.run_until(common::outputs_of(vec![running, bystander])));
     let log = log.borrow();
     assert_eq!(log[..2], ["spawned", "newcomer ran"], "{log:?}");
