@@ -1,5 +1,10 @@
-//! Cost of the basic operations, one at a time, on four executors: tokio's `LocalSet`,
-//! smol's `LocalExecutor`, clockworker hosted by tokio and clockworker hosted by smol.
+//! Cost of the basic operations, one at a time, on five executors: tokio's `LocalSet`,
+//! smol's `LocalExecutor`, glommio's `LocalExecutor` (its own io_uring runtime, the
+//! speed anchor), clockworker hosted by tokio and clockworker hosted by smol. The
+//! glommio row is skipped, with the reason printed, where io_uring or locked memory is
+//! unavailable, and it sits out the cross-thread wake: glommio 0.9 may sleep with a
+//! wake from another thread queued until its next timer or I/O event
+//! (`examples/glommio_host.rs`), which would time glommio's timer, not its wake.
 //!
 //! Operations (N tasks per sample unless said otherwise):
 //! - `spawn`: spawning N empty tasks (only the spawn loop is timed; the tasks then run
@@ -11,14 +16,14 @@
 //!
 //! Each task yields the way users of that executor write it: `tokio::task::yield_now()`
 //! on tokio, `futures_lite::future::yield_now()` on smol, `clockworker::yield_now()`
-//! on clockworker (whatever its host).
+//! on clockworker (whatever its host), `futures_lite::future::yield_now()` on glommio.
 //!
 //! Every figure is the median over interleaved rounds of one sample per configuration;
 //! runtimes and executors are built outside the timed part, and glibc is kept from
 //! trimming the heap between samples (docs/PROFILING.md, "Measuring wall time on a shared machine").
 //!
 //! `cargo bench --bench overhead [-- OP [CONFIG]]`, OP one of `spawn`, `join`, `yield`,
-//! `wake`, CONFIG one of `tokio`, `smol`, `cw-tokio`, `cw-smol`: runs only those (for a
+//! `wake`, CONFIG one of `tokio`, `smol`, `glommio`, `cw-tokio`, `cw-smol`: runs only those (for a
 //! profiler; the timed part of each sample is the function `measured`).
 //! `CW_BENCH_QUICK=1` for a quick run; `OVH_ROUNDS` overrides the number of rounds.
 
@@ -41,13 +46,19 @@ use common::{Cell as C, Panel, Series, Table};
 enum Host {
     Tokio,
     Smol,
+    Glommio,
     CwTokio,
     CwSmol,
 }
 
-const HOSTS: [(Host, &str, &str); 4] = [
+const HOSTS: [(Host, &str, &str); 5] = [
     (Host::Tokio, "tokio LocalSet", "tokio"),
     (Host::Smol, "smol LocalExecutor", "smol"),
+    (
+        Host::Glommio,
+        "glommio LocalExecutor (own runtime)",
+        "glommio",
+    ),
     (Host::CwTokio, "clockworker on tokio", "cw-tokio"),
     (Host::CwSmol, "clockworker on smol", "cw-smol"),
 ];
@@ -93,12 +104,16 @@ impl Sizes {
 enum Spawner {
     Tokio,
     Smol(Rc<async_executor::LocalExecutor<'static>>),
+    #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+    Glommio,
     Cw(clockworker::QueueHandle<u8>),
 }
 
 enum Handle {
     Tokio(tokio::task::JoinHandle<()>),
     Smol(async_executor::Task<()>),
+    #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+    Glommio(glommio::Task<()>),
     Cw(clockworker::JoinHandle<()>),
 }
 
@@ -107,6 +122,8 @@ impl Spawner {
         match self {
             Spawner::Tokio => Handle::Tokio(tokio::task::spawn_local(fut)),
             Spawner::Smol(ex) => Handle::Smol(ex.spawn(fut)),
+            #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+            Spawner::Glommio => Handle::Glommio(glommio::spawn_local(fut)),
             Spawner::Cw(q) => Handle::Cw(q.spawn(fut)),
         }
     }
@@ -115,6 +132,8 @@ impl Spawner {
         match self {
             Spawner::Tokio => YieldKind::Tokio,
             Spawner::Smol(_) => YieldKind::Smol,
+            #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+            Spawner::Glommio => YieldKind::Smol,
             Spawner::Cw(_) => YieldKind::Clockworker,
         }
     }
@@ -125,6 +144,8 @@ impl Handle {
         match self {
             Handle::Tokio(h) => h.await.expect("tokio task"),
             Handle::Smol(t) => t.await,
+            #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+            Handle::Glommio(t) => t.await,
             Handle::Cw(h) => h.await.expect("clockworker task"),
         }
     }
@@ -167,6 +188,19 @@ fn tokio_rt() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// glommio's own runtime on this thread; `Err` says why it cannot start here.
+#[cfg(all(target_os = "linux", not(any(loom, miri))))]
+fn glommio_executor() -> Result<glommio::LocalExecutor, String> {
+    glommio::LocalExecutorBuilder::default()
+        .make()
+        .map_err(|e| format!("glommio cannot start here (io_uring or locked memory): {e}"))
+}
+
+#[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
+fn glommio_executor() -> Result<(), String> {
+    Err("glommio is a dev-dependency on Linux only".to_string())
+}
+
 /// Builds the host (and executor) for `host`, then drives `body(spawner)` on it; the
 /// body times itself.
 fn on_host<F, Fut>(host: Host, body: F) -> Duration
@@ -184,6 +218,13 @@ where
             let ex = Rc::new(async_executor::LocalExecutor::new());
             futures_lite::future::block_on(ex.run(body(Spawner::Smol(ex.clone()))))
         }
+        #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+        Host::Glommio => {
+            let ex = glommio_executor().expect("probed in main");
+            ex.run(body(Spawner::Glommio))
+        }
+        #[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
+        Host::Glommio => unreachable!("the glommio row is skipped where glommio cannot start"),
         Host::CwTokio => {
             let rt = tokio_rt();
             let local = tokio::task::LocalSet::new();
@@ -366,13 +407,20 @@ fn main() {
         Some(a) => OPS.iter().filter(|o| o.2 == a).copied().collect(),
         None => OPS.to_vec(),
     };
-    let hosts: Vec<_> = match args.get(1) {
+    let mut hosts: Vec<_> = match args.get(1) {
         Some(a) => HOSTS.iter().filter(|h| h.2 == a).copied().collect(),
         None => HOSTS.to_vec(),
     };
     if ops.is_empty() || hosts.is_empty() {
-        eprintln!("usage: overhead [spawn|join|yield|wake [tokio|smol|cw-tokio|cw-smol]]");
+        eprintln!("usage: overhead [spawn|join|yield|wake [tokio|smol|glommio|cw-tokio|cw-smol]]");
         std::process::exit(2);
+    }
+    if let Err(reason) = glommio_executor().map(drop) {
+        println!("SKIPPED glommio row: {reason}");
+        hosts.retain(|h| h.0 != Host::Glommio);
+        if hosts.is_empty() {
+            return;
+        }
     }
 
     println!(
@@ -394,27 +442,36 @@ fn main() {
     let mut panel_series: Vec<Vec<f64>> = vec![Vec::new(); hosts.len()];
     for &(op, op_name, _) in &ops {
         eprintln!("{op_name}:");
-        let samples = common::interleaved(&names, rounds, !quick, |c, _| {
-            let d = measured(op, hosts[c].0, z);
+        // glommio sits out the cross-thread wake (see the module docs).
+        let runs: Vec<usize> = (0..hosts.len())
+            .filter(|&i| !(op == Op::Wake && hosts[i].0 == Host::Glommio))
+            .collect();
+        let run_names: Vec<&str> = runs.iter().map(|&i| names[i]).collect();
+        let samples = common::interleaved(&run_names, rounds, !quick, |c, _| {
+            let d = measured(op, hosts[runs[c]].0, z);
             d.as_nanos() as f64 / z.ops(op) as f64
         });
         let medians: Vec<f64> = samples.iter().map(|s| common::median(s)).collect();
-        let tokio = hosts
+        let tokio = runs
             .iter()
-            .position(|h| h.0 == Host::Tokio)
-            .map(|i| medians[i]);
-        for (i, &(_, name, _)) in hosts.iter().enumerate() {
-            let min = samples[i].iter().copied().fold(f64::INFINITY, f64::min);
-            let max = samples[i].iter().copied().fold(0.0, f64::max);
+            .position(|&i| hosts[i].0 == Host::Tokio)
+            .map(|r| medians[r]);
+        for (i, series) in panel_series.iter_mut().enumerate() {
+            let Some(r) = runs.iter().position(|&run| run == i) else {
+                series.push(f64::NAN);
+                continue;
+            };
+            let min = samples[r].iter().copied().fold(f64::INFINITY, f64::min);
+            let max = samples[r].iter().copied().fold(0.0, f64::max);
             table.row(vec![
                 C::text(op_name),
-                C::text(name),
-                C::num(medians[i], 1),
-                C::num(tokio.map_or(f64::NAN, |t| medians[i] / t), 2),
+                C::text(hosts[i].1),
+                C::num(medians[r], 1),
+                C::num(tokio.map_or(f64::NAN, |t| medians[r] / t), 2),
                 C::num(min, 1),
                 C::num(max, 1),
             ]);
-            panel_series[i].push(medians[i]);
+            series.push(medians[r]);
         }
     }
     table.print();

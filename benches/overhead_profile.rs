@@ -4,15 +4,21 @@
 //! tokio `LocalSet` (baseline) vs clockworker + RunnableFifo and clockworker + LAS on
 //! the same runtime.
 //! Table 2 uses a runtime-neutral yield (wake self, return `Pending` once), so smol's
-//! `LocalExecutor` can take part: tokio `LocalSet`, smol `LocalExecutor`, clockworker on
+//! `LocalExecutor` and glommio can take part: tokio `LocalSet`, smol `LocalExecutor`,
+//! glommio's `LocalExecutor` (its own io_uring runtime, the speed anchor; skipped with
+//! the reason printed where io_uring or locked memory is unavailable), clockworker on
 //! tokio and clockworker on smol.
+//! Both tables also run tokio's leanest setup, `tokio-lean`: a `current_thread` runtime
+//! with no driver enabled and `tokio::spawn`, what a tokio user who only spawns gets.
 //!
 //! Rounds are interleaved after a warm-up and each figure is the median over rounds.
 //! Each sample builds its runtime and executor outside the timed part; glibc is told
 //! not to trim or mmap so that one configuration's frees do not tax the next one's
 //! allocations (see docs/PROFILING.md, "Measuring wall time on a shared machine").
 //!
-//! Usage: `cargo bench --bench overhead_profile [-- tokio|fifo|las|tokio-neutral|smol|fifo-neutral|cw-smol]`;
+//! Usage: `cargo bench --bench overhead_profile [-- CONFIG]`, CONFIG one of `tokio`,
+//! `tokio-lean`, `fifo`, `las`, `tokio-neutral`, `tokio-lean-neutral`, `smol`,
+//! `glommio`, `fifo-neutral`, `cw-smol`;
 //! `OVH_TASKS` (default 50000), `OVH_ITERS` (yields per task, default 5),
 //! `OVH_ROUNDS` (default 15). With one configuration named, only it runs (for profilers).
 
@@ -83,6 +89,57 @@ fn run_tokio(p: Params, kind: Yield) -> Duration {
     })
 }
 
+/// tokio's leanest configuration: a `current_thread` runtime with no I/O or time
+/// driver, tasks spawned with `tokio::spawn` (no `LocalSet`).
+fn run_tokio_lean(p: Params, kind: Yield) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..p.tasks)
+            .map(|_| tokio::spawn(task_body(p.iters, kind)))
+            .collect();
+        for h in handles {
+            h.await.expect("task");
+        }
+        start.elapsed()
+    })
+}
+
+/// glommio's own runtime on this thread; `Err` says why it cannot start here.
+#[cfg(all(target_os = "linux", not(any(loom, miri))))]
+fn glommio_executor() -> Result<glommio::LocalExecutor, String> {
+    glommio::LocalExecutorBuilder::default()
+        .make()
+        .map_err(|e| format!("glommio cannot start here (io_uring or locked memory): {e}"))
+}
+
+#[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
+fn glommio_executor() -> Result<std::convert::Infallible, String> {
+    Err("glommio runs on Linux only".to_string())
+}
+
+#[cfg(all(target_os = "linux", not(any(loom, miri))))]
+fn run_glommio(p: Params) -> Duration {
+    let executor = glommio_executor().expect("probed in main");
+    executor.run(async move {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..p.tasks)
+            .map(|_| glommio::spawn_local(task_body(p.iters, Yield::Neutral)))
+            .collect();
+        for h in handles {
+            h.await;
+        }
+        start.elapsed()
+    })
+}
+
+#[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
+fn run_glommio(_: Params) -> Duration {
+    unreachable!("the glommio row is skipped where glommio cannot start")
+}
+
 fn run_cw_tokio(p: Params, kind: Yield) -> Duration {
     run_cw_tokio_with(p, kind, RunnableFifo::new())
 }
@@ -144,6 +201,7 @@ fn run_cw_smol(p: Params) -> Duration {
     }))
 }
 
+#[derive(Clone, Copy)]
 struct Config {
     name: &'static str,
     arg: &'static str,
@@ -155,6 +213,11 @@ const TOKIO_YIELD: &[Config] = &[
         name: "Tokio baseline",
         arg: "tokio",
         run: |p| run_tokio(p, Yield::Tokio),
+    },
+    Config {
+        name: "tokio, no drivers, tokio::spawn",
+        arg: "tokio-lean",
+        run: |p| run_tokio_lean(p, Yield::Tokio),
     },
     Config {
         name: "CW+RunnableFifo",
@@ -175,9 +238,19 @@ const NEUTRAL_YIELD: &[Config] = &[
         run: |p| run_tokio(p, Yield::Neutral),
     },
     Config {
+        name: "tokio, no drivers, tokio::spawn",
+        arg: "tokio-lean-neutral",
+        run: |p| run_tokio_lean(p, Yield::Neutral),
+    },
+    Config {
         name: "smol LocalExecutor",
         arg: "smol",
         run: run_smol,
+    },
+    Config {
+        name: "glommio LocalExecutor (own runtime)",
+        arg: "glommio",
+        run: run_glommio,
     },
     Config {
         name: "CW on tokio",
@@ -268,12 +341,20 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
 
+    let glommio = glommio_executor().map(drop);
     if let Some(arg) = only.first() {
         let all = TOKIO_YIELD.iter().chain(NEUTRAL_YIELD);
         let Some(c) = all.into_iter().find(|c| c.arg == arg) else {
-            eprintln!("unknown configuration {arg:?}; use tokio, fifo, las, tokio-neutral, smol, fifo-neutral or cw-smol");
+            eprintln!(
+                "unknown configuration {arg:?}; use tokio, tokio-lean, fifo, las, tokio-neutral, \
+                 tokio-lean-neutral, smol, glommio, fifo-neutral or cw-smol"
+            );
             std::process::exit(2);
         };
+        if let (Err(reason), "glommio") = (&glommio, c.arg) {
+            println!("SKIPPED glommio: {reason}");
+            return;
+        }
         // Warm up (page in the heap, calibrate clocks) outside `measured`, so that
         // `valgrind --tool=callgrind --toggle-collect='*measured*'` counts only the
         // measured samples.
@@ -295,25 +376,56 @@ fn main() {
         p.tasks, p.iters, rounds
     );
     let m = measure(TOKIO_YIELD, p, rounds);
-    let base = m[0];
+    let of = |arg: &str| {
+        m[TOKIO_YIELD
+            .iter()
+            .position(|c| c.arg == arg)
+            .expect("a configuration")]
+    };
+    let base = of("tokio");
     println!();
     println!("Tokio baseline:          {:.2}ms", base.as_secs_f64() * 1e3);
-    for (label, median) in [("CW+RunnableFifo:", m[1]), ("CW+LAS:", m[2])] {
+    for (label, median) in [("CW+RunnableFifo:", of("fifo")), ("CW+LAS:", of("las"))] {
         println!(
             "{label:<25}{:.2}ms ({:+.1}%)",
             median.as_secs_f64() * 1e3,
             (median.as_secs_f64() / base.as_secs_f64() - 1.0) * 100.0
         );
     }
+    println!(
+        "LAS / FIFO:              {:.2}",
+        of("las").as_secs_f64() / of("fifo").as_secs_f64()
+    );
     println!();
     println!("Per-Task Overhead (vs tokio; negative = cheaper):");
-    for (label, median) in [("RunnableFifo:", m[1]), ("LAS:", m[2])] {
+    for (label, median) in [("RunnableFifo:", of("fifo")), ("LAS:", of("las"))] {
         println!(
             "{label:<14}{:.0}ns/task",
             ns_per_task(median, p) - ns_per_task(base, p)
         );
     }
     print_table("With tokio::task::yield_now()", TOKIO_YIELD, &m, p);
-    let m = measure(NEUTRAL_YIELD, p, rounds);
-    print_table("With a runtime-neutral yield", NEUTRAL_YIELD, &m, p);
+    let neutral: Vec<Config> = NEUTRAL_YIELD
+        .iter()
+        .filter(|c| c.arg != "glommio" || glommio.is_ok())
+        .copied()
+        .collect();
+    if let Err(reason) = &glommio {
+        println!("\nSKIPPED glommio row: {reason}");
+    }
+    let m = measure(&neutral, p, rounds);
+    print_table("With a runtime-neutral yield", &neutral, &m, p);
+    if glommio.is_ok() {
+        let of = |arg: &str| {
+            m[neutral
+                .iter()
+                .position(|c| c.arg == arg)
+                .expect("a configuration")]
+        };
+        println!(
+            "\nclockworker / glommio, same rounds: on tokio {:.2}, on smol {:.2}",
+            of("fifo-neutral").as_secs_f64() / of("glommio").as_secs_f64(),
+            of("cw-smol").as_secs_f64() / of("glommio").as_secs_f64()
+        );
+    }
 }
