@@ -127,6 +127,7 @@ fn measure<F: Future<Output = ()> + 'static>(n: usize, make: impl Fn() -> F) -> 
     // Warm up once so lazily built structures are not counted per task.
     drop(q.spawn(async {}));
     futures_lite::future::block_on(executor.run_until(yield_now()));
+    let polls_before = executor.stats().polls;
     let base = snapshot();
     let handles: Vec<_> = (0..n).map(|_| q.spawn(make())).collect();
     // Handles are the caller's, not the task's: discount their Vec (detached tasks
@@ -134,7 +135,8 @@ fn measure<F: Future<Output = ()> + 'static>(n: usize, make: impl Fn() -> F) -> 
     let handles_bytes = (handles.capacity() * std::mem::size_of_val(&handles[0])) as f64;
     let spawned = snapshot();
     futures_lite::future::block_on(executor.run_until(async {
-        while executor.stats().polls < n as u64 {
+        // Every new task polled once (the warm-up task's poll came before).
+        while executor.stats().polls < polls_before + n as u64 {
             yield_now().await;
         }
     }));

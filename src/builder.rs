@@ -12,6 +12,7 @@ use crate::executor::Executor;
 use crate::queue::QueueKey;
 use crate::ready::Ready;
 use crate::scheduler::{QueueScheduler, RunnableFifo, Scheduler};
+use crate::task::MAX_QUEUES;
 
 /// Default target period in which every runnable queue gets a slice (2 ms): see
 /// [`ExecutorBuilder::with_sched_latency`].
@@ -516,6 +517,12 @@ impl<K: QueueKey> ExecutorBuilder<K> {
     fn validate(&self) -> Result<(), BuildError<K>> {
         if self.queues.is_empty() {
             return Err(BuildError::NoQueues);
+        }
+        if self.queues.len() > MAX_QUEUES {
+            return Err(BuildError::TooManyQueues {
+                count: self.queues.len(),
+                max: MAX_QUEUES,
+            });
         }
         let mut seen = HashSet::new();
         for queue in &self.queues {

@@ -40,6 +40,13 @@ pub enum BuildError<K> {
     },
     /// The same key was used for two queues.
     DuplicateQueue(K),
+    /// More queues than an executor holds ([`MAX_QUEUES`](crate::MAX_QUEUES)).
+    TooManyQueues {
+        /// How many queues were added.
+        count: usize,
+        /// The most an executor holds.
+        max: usize,
+    },
     /// A weight controller was attached to a key that names no queue.
     UnknownQueue(K),
     /// A duration setting is zero or contradicts another setting.
@@ -76,6 +83,11 @@ impl<K: fmt::Debug> fmt::Display for BuildError<K> {
                 "queue {key:?} has weight {weight}, above the maximum of {MAX_WEIGHT}"
             ),
             BuildError::DuplicateQueue(key) => write!(f, "queue {key:?} was added twice"),
+            BuildError::TooManyQueues { count, max } => write!(
+                f,
+                "{count} queues were added; an executor holds at most {max}: \
+                 put tenants in groups of one queue (QueueHandle::group) instead"
+            ),
             BuildError::UnknownQueue(key) => {
                 write!(
                     f,

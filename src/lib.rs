@@ -187,7 +187,7 @@ pub use join_set::JoinSet;
 pub use queue::{QueueHandle, QueueKey};
 pub use remote_spawn::{RemoteJoinHandle, RemoteSpawner};
 pub use stats::{ExecutorStats, GroupStats, Log2Histogram, QueueStats};
-pub use task::JoinHandle;
+pub use task::{JoinHandle, MAX_QUEUES};
 pub use yield_now::{yield_maybe, yield_now, YieldMaybe, YieldNow};
 
 /// The README's examples, compiled and run as doc tests.

@@ -278,6 +278,36 @@ fn caught_panic_resolves_the_handle() {
     assert_eq!(executor.stats().live_tasks, 0);
 }
 
+/// A caught poll panic's payload waits for the handle in the task's panic slot. Both
+/// orders of "handle dropped" and "payload left" free it exactly once: dropped before
+/// the panic (the slot is marked, the payload dropped at once), dropped after it
+/// without reading (the handle drops it).
+#[test]
+fn caught_panic_payloads_nobody_reads_are_freed_once() {
+    let _watchdog = watchdog();
+    let executor = executor(true);
+    let q = executor.queue(0).unwrap();
+    let payloads = Drops::default();
+    let spawn_bomb = |guard: DropGuard| {
+        q.spawn(async move {
+            yield_now().await;
+            std::panic::panic_any(guard);
+        })
+    };
+    drop(spawn_bomb(payloads.guard()));
+    let unread = spawn_bomb(payloads.guard());
+    block_on(executor.run_until(async {
+        while executor.stats().live_tasks > 0 {
+            yield_now().await;
+        }
+    }));
+    assert_eq!(payloads.count(), 1, "the detached task's payload is dropped at once");
+    assert!(unread.is_finished());
+    drop(unread);
+    assert_eq!(payloads.count(), 2, "the unread payload goes with its handle");
+    assert_eq!(executor.queue_stats(0).unwrap().panicked, 2);
+}
+
 #[test]
 fn propagated_panic_leaves_the_executor_usable() {
     let _watchdog = watchdog();

@@ -149,7 +149,7 @@ impl Ready {
     #[inline(always)]
     pub(crate) fn push_woken(&mut self, runnable: Runnable, now_ns: u64) -> bool {
         let meta = runnable.metadata();
-        if meta.books & BOOK_BURST != 0 {
+        if meta.books() & BOOK_BURST != 0 {
             meta.service_ns
                 .store(0, std::sync::atomic::Ordering::Relaxed);
         }
@@ -249,6 +249,14 @@ impl Ready {
     #[inline]
     pub(crate) fn observe(&mut self, q: usize, report: &crate::scheduler::PollReport) {
         self.queues[q].observe(report);
+    }
+
+    /// Gives back the spare memory of empty built-in queues (see
+    /// `QueueScheduler::release_spare`). Called when the run loop parks.
+    pub(crate) fn release_spare(&mut self) {
+        for queue in &mut self.queues {
+            queue.release_spare();
+        }
     }
 
     /// Removes every ready task (for shutdown) and forgets the running slice.

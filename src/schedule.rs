@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::Arc;
 
 use async_task::{Builder, ScheduleInfo, WithInfo};
@@ -79,16 +79,15 @@ where
     }
     let task = core.admit(queue, |registry_key| {
         let meta = TaskMeta {
-            // Lossless: `Executor::new` refuses more than `u32::MAX` queues.
-            queue: queue as u32,
+            // Lossless: the builder refuses more than `MAX_QUEUES` queues.
+            queue: queue as u16,
+            aborted: AtomicBool::new(false),
+            flags: AtomicU8::new(books),
+            registry_key,
             group,
             arrival: core.next_arrival(),
-            registry_key,
-            executor_id: core.id(),
             inbox: core.inbox().clone(),
-            aborted: AtomicBool::new(false),
             ready_at_ns: AtomicU64::new(core.now_ns()),
-            books,
             service_ns: AtomicU64::new(0),
             drop_panic: PanicSlot::new(),
         };
@@ -138,7 +137,7 @@ fn schedule(runnable: Runnable, info: ScheduleInfo) {
 #[inline(never)]
 fn schedule_elsewhere(runnable: Runnable) {
     let mut slot = Some(runnable);
-    let executor_id = slot.as_ref().map_or(0, |r| r.metadata().executor_id);
+    let executor_id = slot.as_ref().map_or(0, |r| r.metadata().executor_id());
     let _ = LOCAL_CORES.try_with(|cores| {
         let Ok(cores) = cores.try_borrow() else {
             return;

@@ -309,3 +309,42 @@ fn tuple_keys_work() {
         Err(SpawnError::UnknownQueue((1, 'a')))
     ));
 }
+
+#[test]
+fn more_queues_than_an_executor_holds_is_rejected_with_the_limit() {
+    let mut builder = ExecutorBuilder::new();
+    for key in 0..=clockworker::MAX_QUEUES as u32 {
+        builder = builder.with_queue(key, 1);
+    }
+    let err = builder.build().unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("65537 queues") && msg.contains("at most 65536"),
+        "{msg}"
+    );
+    match err {
+        BuildError::TooManyQueues { count, max } => {
+            assert_eq!((count, max), (clockworker::MAX_QUEUES + 1, 65_536));
+        }
+        other => panic!("expected TooManyQueues, got {other:?}"),
+    }
+}
+
+#[test]
+fn exactly_max_queues_is_accepted_and_the_last_queue_runs_tasks() {
+    let _watchdog = common::watchdog();
+    let mut builder = ExecutorBuilder::new();
+    for key in 0..clockworker::MAX_QUEUES as u32 {
+        builder = builder.with_queue(key, 1);
+    }
+    let executor = builder.build().expect("MAX_QUEUES queues are allowed");
+    let last = executor
+        .queue(clockworker::MAX_QUEUES as u32 - 1)
+        .expect("the last queue");
+    let task = last.spawn(async { 7 });
+    assert_eq!(block_on_local(executor.run_until(task)).unwrap(), 7);
+    let stats = executor
+        .queue_stats(clockworker::MAX_QUEUES as u32 - 1)
+        .unwrap();
+    assert_eq!(stats.completed, 1, "the task was counted in its own queue");
+}

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
-use slab::Slab;
-
+mod registry;
 mod turn;
 
 use crate::clock::Clock;
@@ -28,6 +27,7 @@ use crate::ready::{queue_delay_ns, Ready, READY_WHILE_PARKED};
 use crate::stats::{ExecutorStats, QueueStats};
 use crate::task::group::{GroupAccount, GroupRegistry};
 use crate::task::{Ending, Runnable, TaskHooks, TaskMeta, BOOK_BURST, BOOK_SERVICE};
+use registry::TaskRegistry;
 
 /// How many times `cancel_all` yields the thread waiting for a wake in flight on
 /// another thread before it gives up (each round is one `thread::yield_now`; a push in
@@ -84,7 +84,7 @@ pub(crate) struct Core {
     config: Config,
     ready: RefCell<Ready>,
     /// One waker per live task, so shutdown can reach parked tasks.
-    tasks: RefCell<Slab<Waker>>,
+    tasks: RefCell<TaskRegistry>,
     /// Service accounts of task groups.
     groups: RefCell<GroupRegistry>,
     counters: Box<[Counters]>,
@@ -156,7 +156,7 @@ impl Core {
             inbox: Arc::new(Inbox::new(id)),
             config,
             ready: RefCell::new(ready),
-            tasks: RefCell::new(Slab::new()),
+            tasks: RefCell::new(TaskRegistry::default()),
             groups: RefCell::new(GroupRegistry::default()),
             counters: (0..queue_count).map(|_| Counters::default()).collect(),
             queue_names,
@@ -254,12 +254,17 @@ impl Core {
     /// The task is registered (so shutdown reaches it), counted, and queued.
     ///
     /// `build` must not run user code: the registry is borrowed meanwhile.
+    ///
+    /// Panics when the executor already holds `u32::MAX` live tasks (over 400 GiB of
+    /// them): the registry's keys are `u32`.
     #[inline]
-    pub(crate) fn admit<T>(&self, queue: usize, build: impl FnOnce(usize) -> (Runnable, T)) -> T {
+    pub(crate) fn admit<T>(&self, queue: usize, build: impl FnOnce(u32) -> (Runnable, T)) -> T {
         let mut registry = self.tasks.borrow_mut();
-        let entry = registry.vacant_entry();
-        let (runnable, kept) = build(entry.key());
-        entry.insert(runnable.waker());
+        let key = registry
+            .reserve()
+            .expect("an executor holds at most u32::MAX live tasks");
+        let (runnable, kept) = build(key);
+        registry.fill(key, runnable.waker());
         drop(registry);
         let spawned = &self.counters[queue].spawned;
         spawned.set(spawned.get() + 1);
@@ -400,7 +405,7 @@ impl Core {
         let mut doomed: Vec<Runnable> = Vec::new();
         let mut idle_rounds = 0;
         loop {
-            let wakers: Vec<Waker> = self.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
+            let wakers = self.tasks.borrow().wakers();
             if wakers.is_empty() {
                 return;
             }
@@ -492,7 +497,7 @@ impl TaskHooks for Core {
             .tasks
             .try_borrow_mut()
             .ok()
-            .and_then(|mut tasks| tasks.try_remove(key));
+            .and_then(|mut tasks| tasks.remove(key));
         drop(waker);
     }
 

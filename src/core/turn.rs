@@ -51,12 +51,26 @@ impl Core {
             self.measure.max_gap_ns.set(gap);
         }
         match stop {
-            Some(Stop::Idle) => self.idle_since_ns.set(Some(end)),
+            Some(Stop::Idle) => {
+                self.idle_since_ns.set(Some(end));
+                self.release_spare();
+            }
             Some(Stop::DriverYield) => {
                 let yields = &self.measure.driver_yields;
                 yields.set(yields.get() + 1);
             }
-            Some(Stop::MainWoken) | None => {}
+            // `run_until`'s future completed: the loop may not run again for long.
+            None => self.release_spare(),
+            Some(Stop::MainWoken) => {}
+        }
+    }
+
+    /// Gives back the spare memory of empty queues; at the end of a turn that leaves
+    /// the loop waiting (parked, or `run_until` done), never on the hot path.
+    #[cold]
+    fn release_spare(&self) {
+        if let Ok(mut ready) = self.ready.try_borrow_mut() {
+            ready.release_spare();
         }
     }
 

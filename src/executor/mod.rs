@@ -74,12 +74,9 @@ impl<K: QueueKey> Executor<K> {
         config: Config,
         controllers: Vec<AttachedController<K>>,
     ) -> Rc<Self> {
-        // Tasks keep their queue's index in a `u32` (see `TaskMeta`). Unreachable in
-        // practice: that many queues would not fit in memory.
-        assert!(
-            u32::try_from(keys.len()).is_ok(),
-            "an executor holds at most u32::MAX queues"
-        );
+        // Tasks keep their queue's index in a `u16` (see `TaskMeta`); the builder
+        // refuses more queues with `BuildError::TooManyQueues`.
+        debug_assert!(keys.len() <= crate::task::MAX_QUEUES);
         let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
         let core = Rc::new(Core::new(id, ready, key_labels(&keys), config));
         #[cfg(feature = "metrics")]

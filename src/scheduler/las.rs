@@ -121,6 +121,15 @@ impl Default for LAS {
 }
 
 impl LAS {
+    /// See `QueueScheduler::release_spare`; each bucket keeps its share of the slots.
+    pub(crate) fn release_spare(&mut self) {
+        for bucket in &mut self.buckets {
+            if let Some(keep) = super::spare_to_keep(bucket.len(), bucket.capacity()) {
+                bucket.shrink_to(keep);
+            }
+        }
+    }
+
     /// An empty LAS scheduler with the default starvation guard
     /// ([`DEFAULT_GUARD_EVERY`]), counting a task's own service per burst (see the
     /// type's docs; [`cumulative`](Self::cumulative) for the classic rule).

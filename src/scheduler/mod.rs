@@ -252,6 +252,19 @@ pub trait Scheduler: 'static {
     }
 }
 
+/// Slots a built-in queue always keeps when the run loop trims it (see
+/// `QueueScheduler::release_spare`): enough for ordinary bursts to cost no
+/// reallocation.
+pub(crate) const SPARE_SLOTS_KEPT: usize = 1024;
+
+/// How many slots a queue holding `len` tasks in `capacity` slots shrinks to, if it
+/// should: when over four times what it holds (and over `SPARE_SLOTS_KEPT`), to
+/// twice what it holds, so a queue that refills soon regrows at most once.
+pub(crate) fn spare_to_keep(len: usize, capacity: usize) -> Option<usize> {
+    let floor = SPARE_SLOTS_KEPT.max(len);
+    (capacity > floor.saturating_mul(4)).then(|| SPARE_SLOTS_KEPT.max(len.saturating_mul(2)))
+}
+
 /// The scheduler of one queue: built-ins dispatched statically, user policies boxed.
 pub(crate) enum QueueScheduler {
     RunnableFifo(RunnableFifo),
@@ -308,6 +321,20 @@ impl QueueScheduler {
         dispatch!(self, s => s.needs_timing())
     }
 
+    /// Gives back the memory of a built-in scheduler's queue that is more than four
+    /// times what it holds (see [`spare_to_keep`]): a burst of a million ready tasks
+    /// would otherwise keep 8 MiB of queue after they all went idle. The run loop
+    /// calls this when it parks (nothing ready), so the hot path never pays for it.
+    /// User schedulers keep their memory as they choose.
+    pub(crate) fn release_spare(&mut self) {
+        match self {
+            QueueScheduler::RunnableFifo(s) => s.release_spare(),
+            QueueScheduler::ArrivalFifo(s) => s.release_spare(),
+            QueueScheduler::Las(s) => s.release_spare(),
+            QueueScheduler::Custom(_) => {}
+        }
+    }
+
     /// Whether a task's attained service restarts when it is woken from outside its
     /// own poll (the per-burst rule of `LAS::new`).
     pub(crate) fn counts_per_burst(&self) -> bool {
@@ -331,7 +358,7 @@ impl QueueScheduler {
 /// Ready tasks made without an executor, for scheduler unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
     use std::sync::Arc;
 
     use super::ReadyTask;
@@ -349,14 +376,13 @@ pub(crate) mod test_support {
     ) -> ReadyTask {
         let meta = TaskMeta {
             queue: 0,
+            aborted: AtomicBool::new(false),
+            flags: AtomicU8::new(crate::task::BOOK_SERVICE),
+            registry_key: 0,
             group,
             arrival,
-            registry_key: 0,
-            executor_id: 0,
             inbox: Arc::new(Inbox::new(0)),
-            aborted: AtomicBool::new(false),
             ready_at_ns: AtomicU64::new(0),
-            books: crate::task::BOOK_SERVICE,
             service_ns: AtomicU64::new(service_ns),
             drop_panic: PanicSlot::new(),
         };

@@ -55,6 +55,13 @@ impl RunnableFifo {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// See `QueueScheduler::release_spare`.
+    pub(crate) fn release_spare(&mut self) {
+        if let Some(keep) = super::spare_to_keep(self.ready.len(), self.ready.capacity()) {
+            self.ready.shrink_to(keep);
+        }
+    }
 }
 
 impl Scheduler for RunnableFifo {

@@ -12,7 +12,9 @@
 //!   left for the task's handle (`TaskMeta::drop_panic`), never re-raised.
 //!
 //! The task's result gets the same care (`TaskOutput`): async-task drops the result of
-//! a task whose handle is gone under the same guard, so its `Drop` catches panics.
+//! a task whose handle is gone under the same guard, so its `Drop` catches panics. A
+//! caught poll panic is not a result: its payload goes to the handle through
+//! `TaskMeta::drop_panic`.
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -24,31 +26,37 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use super::hooks::{Ending, TaskHooks};
-use super::panic_slot::{drop_quietly, Payload};
+use super::panic_slot::drop_quietly;
 use super::TaskMeta;
 
-/// A task's result as stored in its cell: the future's output, or its panic payload
-/// when the executor catches task panics.
+/// A task's result as stored in its cell: the future's output, or nothing when the
+/// poll panicked (the executor catches task panics, and the payload waits for the
+/// handle in `TaskMeta::drop_panic`, as a cancelled future's `Drop` panic does).
+///
+/// Why not `Result<T, Payload>`: async-task stores `Result<output, its own panic>`
+/// next to the future in one union, so with a payload here the output slot of a task
+/// with a small result grows from 16 to 24 bytes, and every task pays for it
+/// (docs/BENCHMARKS.md, "Memory per task").
 ///
 /// Nobody takes the result of a task whose handle was dropped: async-task drops it,
 /// under its abort-on-panic guard (when the task completes, or in `drop(handle)` for a
 /// finished task). So dropping a `TaskOutput` drops the result under `catch_unwind`
 /// and discards a panic, as tokio does with an output no `JoinHandle` wants. A handle
-/// that awaits the task takes the result out with `into_result`, which drops nothing,
+/// that awaits the task takes the result out with `into_output`, which drops nothing,
 /// so the common path pays nothing for this.
-pub(crate) struct TaskOutput<T>(ManuallyDrop<Result<T, Payload>>);
+pub(crate) struct TaskOutput<T>(ManuallyDrop<Option<T>>);
 
 impl<T> TaskOutput<T> {
     #[inline(always)]
-    fn new(result: Result<T, Payload>) -> Self {
-        TaskOutput(ManuallyDrop::new(result))
+    fn new(output: Option<T>) -> Self {
+        TaskOutput(ManuallyDrop::new(output))
     }
 
-    /// Takes the result out, leaving nothing to drop.
+    /// Takes the output out, leaving nothing to drop; `None` when the poll panicked.
     #[inline(always)]
-    pub(crate) fn into_result(self) -> Result<T, Payload> {
+    pub(crate) fn into_output(self) -> Option<T> {
         let mut this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so the result is taken out exactly once.
+        // SAFETY: `this` is never dropped, so the output is taken out exactly once.
         unsafe { ManuallyDrop::take(&mut this.0) }
     }
 }
@@ -74,27 +82,27 @@ pin_project! {
     /// thread right after it completes or when the task is cancelled.
     pub(crate) struct TaskFuture<'m, F, H: TaskHooks> {
         // Dropped by the wrapper (see the module docs), exactly once, in place: the
-        // first of the poll that finishes it and the wrapper's `Drop`, which `finished`
-        // tells apart.
+        // first of the poll that finishes it and the wrapper's `Drop`, which
+        // `TaskMeta::future_gone` tells apart.
         #[pin]
         future: ManuallyDrop<F>,
+        // Whether `future` was dropped (or its drop began) is the metadata's
+        // `future_gone` flag: one bit there instead of a word here.
         meta: &'m TaskMeta,
         hooks: Rc<H>,
-        // True once `future` was dropped (or its drop began): it completed or panicked.
-        finished: bool,
     }
 
     impl<'m, F, H: TaskHooks> PinnedDrop for TaskFuture<'m, F, H> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if *this.finished {
+            if this.meta.future_gone() {
                 return;
             }
             // Cancelled before finishing: the future is still there.
-            *this.finished = true;
-            this.hooks.forget_task(this.meta.registry_key);
-            // SAFETY: `finished` was false, so the future was never dropped, and it is
-            // set now, so nothing touches the future again.
+            this.meta.set_future_gone();
+            this.hooks.forget_task(this.meta.registry_key as usize);
+            // SAFETY: `future_gone` was false, so the future was never dropped, and it
+            // is set now, so nothing touches the future again.
             let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(this.future) }));
             match dropped {
                 Ok(()) => this.meta.ended(&**this.hooks, Ending::Cancelled),
@@ -127,7 +135,6 @@ impl<'m, F, H: TaskHooks> TaskFuture<'m, F, H> {
             future: ManuallyDrop::new(future),
             meta,
             hooks,
-            finished: false,
         }
     }
 }
@@ -139,42 +146,41 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut future = this.future;
-        let finished = this.finished;
         let hooks = &**this.hooks;
         let meta = *this.meta;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: `ManuallyDrop<F>` is an `F` in place; the projection neither moves
-            // it nor hands out anything but a pinned reference. `finished` is false
-            // whenever the task is polled (async-task stops polling a finished task).
+            // it nor hands out anything but a pinned reference. `future_gone` is
+            // false whenever the task is polled (async-task stops polling a finished task).
             let poll = unsafe { future.as_mut().map_unchecked_mut(|f| &mut **f) }.poll(cx);
             if poll.is_ready() {
-                *finished = true;
-                hooks.forget_task(meta.registry_key);
-                // SAFETY: not dropped before (it was just polled), and `finished` keeps
-                // every later path away from it.
+                meta.set_future_gone();
+                hooks.forget_task(meta.registry_key as usize);
+                // SAFETY: not dropped before (it was just polled), and `future_gone`
+                // keeps every later path away from it.
                 unsafe { drop_in_place(future.as_mut()) };
             }
             poll
         }));
         // The one clock read of this poll: the run loop reuses it.
         let ran = hooks.end_poll();
-        if meta.books != 0 {
+        if meta.books_after_poll() {
             meta.book_poll(hooks, ran);
         }
         match outcome {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
                 meta.ended(hooks, Ending::Completed);
-                Poll::Ready(TaskOutput::new(Ok(output)))
+                Poll::Ready(TaskOutput::new(Some(output)))
             }
             Err(payload) => {
-                if !*finished {
+                if !meta.future_gone() {
                     // The poll panicked: drop what is left of the future now, still under
                     // a guard. Should its `Drop` panic too, the poll's panic is the one
                     // reported.
-                    *finished = true;
-                    hooks.forget_task(meta.registry_key);
-                    // SAFETY: `finished` was false: never dropped; and it is set now.
+                    meta.set_future_gone();
+                    hooks.forget_task(meta.registry_key as usize);
+                    // SAFETY: `future_gone` was false: never dropped; and it is set now.
                     let dropped =
                         catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(future) }));
                     if let Err(second) = dropped {
@@ -189,7 +195,10 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
                     // on the way out, so its handle resolves `Cancelled`.
                     resume_unwind(payload)
                 }
-                Poll::Ready(TaskOutput::new(Err(payload)))
+                // The handle finds the payload where a cancelled future's `Drop` panic
+                // waits (the future is gone, so nothing else is put there).
+                meta.drop_panic.put(payload);
+                Poll::Ready(TaskOutput::new(None))
             }
         }
     }

@@ -129,11 +129,12 @@ impl<T> JoinHandle<T> {
         if task.is_finished() || meta.aborted.swap(true, Ordering::AcqRel) {
             return;
         }
-        meta.inbox.request_abort(meta.registry_key);
+        meta.inbox.request_abort(meta.registry_key as usize);
     }
 
-    /// Why a task that async-task reports closed without an output ended: cancelled,
-    /// or cancelled and its future panicked while being dropped (see `TaskMeta::drop_panic`).
+    /// Why a task ended without a value: its poll panicked, or it was cancelled and its
+    /// future panicked while being dropped (the payload is in `TaskMeta::drop_panic`),
+    /// or it was cancelled.
     #[cold]
     #[inline(never)]
     fn closed_error(&self) -> JoinError {
@@ -176,7 +177,11 @@ impl<T> Future for JoinHandle<T> {
         };
         let result = match Pin::new(task).poll(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(output)) => output.into_result().map_err(JoinError::Panic),
+            Poll::Ready(Some(output)) => match output.into_output() {
+                Some(value) => Ok(value),
+                // The poll panicked: the payload waits in the panic slot.
+                None => Err(this.closed_error()),
+            },
             // Closed without an output: cancelled, unless dropping the future panicked.
             Poll::Ready(None) => Err(this.closed_error()),
         };

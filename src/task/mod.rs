@@ -21,7 +21,7 @@ mod join;
 pub(crate) mod panic_slot;
 pub(crate) mod self_wake;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::inbox::Inbox;
@@ -34,41 +34,47 @@ use panic_slot::PanicSlot;
 /// The executor's handle on a ready task.
 pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
-/// `TaskMeta::books`: the queue's scheduler asks for timing, so `service_ns` is kept.
+/// `TaskMeta::flags`: the queue's scheduler asks for timing, so `service_ns` is kept.
 pub(crate) const BOOK_SERVICE: u8 = 1;
-/// `TaskMeta::books`: the task has a group, whose account books each poll.
+/// `TaskMeta::flags`: the task has a group, whose account books each poll.
 pub(crate) const BOOK_GROUP: u8 = 2;
-/// `TaskMeta::books`: the queue's scheduler counts service per burst, so a wake from
+/// `TaskMeta::flags`: the queue's scheduler counts service per burst, so a wake from
 /// outside the task's poll restarts `service_ns` (`LAS::new`).
 pub(crate) const BOOK_BURST: u8 = 4;
+/// `TaskMeta::flags`: the user's future is gone (it completed or panicked, or its
+/// drop began). Set once, on the executor's thread, by the task's wrapper.
+const FUTURE_GONE: u8 = 8;
+/// The flags that ask a poll to book something (see `TaskMeta::book_poll`).
+const BOOKS_AFTER_POLL: u8 = BOOK_SERVICE | BOOK_GROUP;
 
 /// What the executor keeps about a task, inside the task's own allocation.
+///
+/// Its size is part of every task's memory (docs/BENCHMARKS.md, "Memory per task"):
+/// the queue, the abort flag, the flags and the registry key share one word; the
+/// executor's id is read through the inbox rather than kept per task.
 pub(crate) struct TaskMeta {
-    /// Index of the queue the task belongs to (see `queue()`). A `u32` so that it
-    /// shares a word with the two flags below: the panic slot then fits in the
-    /// metadata without growing the task cell (its size: docs/BENCHMARKS.md, "Memory per
-    /// task").
-    pub(crate) queue: u32,
+    /// Index of the queue the task belongs to (see `queue()`). A `u16`: the builder
+    /// refuses more than [`MAX_QUEUES`] queues.
+    pub(crate) queue: u16,
+    /// Set by `JoinHandle::abort`: the run loop drops the task instead of polling it.
+    pub(crate) aborted: AtomicBool,
+    /// `BOOK_*` (what each poll books besides the queue's figures, fixed at spawn)
+    /// and `FUTURE_GONE`. Atomic only because the metadata must be `Sync`: written
+    /// at spawn and by the wrapper on the executor thread, read there (`Relaxed`).
+    pub(crate) flags: AtomicU8,
+    /// The task's entry in the executor's task registry.
+    pub(crate) registry_key: u32,
     /// The group the task was spawned in, if any: its shared service account.
     pub(crate) group: Option<Arc<GroupAccount>>,
     /// Spawn order in the executor.
     pub(crate) arrival: u64,
-    /// The executor's id (see `crate::schedule`), copied here to spare a pointer chase.
-    pub(crate) executor_id: u64,
-    /// The task's entry in the executor's task registry.
-    pub(crate) registry_key: usize,
     /// The executor's cross-thread side: where wakes from other threads and abort
-    /// requests go.
+    /// requests go, and the executor's id.
     pub(crate) inbox: Arc<Inbox<Runnable>>,
-    /// Set by `JoinHandle::abort`: the run loop drops the task instead of polling it.
-    pub(crate) aborted: AtomicBool,
     /// When the task last became ready (executor clock, ns), for queue-delay stats.
     /// Atomic only because the metadata must be `Sync`; all accesses are on the
     /// executor thread and use `Relaxed`.
     pub(crate) ready_at_ns: AtomicU64,
-    /// What each poll books besides the queue's figures (`BOOK_SERVICE`,
-    /// `BOOK_GROUP`): one test after the poll for the common case of neither.
-    pub(crate) books: u8,
     /// CPU time polled so far (ns), kept for queues whose scheduler asks for timing.
     /// The group's account (service, polls, queue delay) is kept on every queue.
     pub(crate) service_ns: AtomicU64,
@@ -76,11 +82,52 @@ pub(crate) struct TaskMeta {
     pub(crate) drop_panic: PanicSlot,
 }
 
+/// The most queues an executor holds (65,536): a task keeps its queue's index in a
+/// `u16`, a word it shares with its registry key and flags. More is refused with
+/// [`BuildError::TooManyQueues`](crate::BuildError::TooManyQueues).
+///
+/// ```rust
+/// assert_eq!(clockworker::MAX_QUEUES, 65_536);
+/// ```
+pub const MAX_QUEUES: usize = u16::MAX as usize + 1;
+
 impl TaskMeta {
     /// Index of the queue the task belongs to.
     #[inline(always)]
     pub(crate) fn queue(&self) -> usize {
         self.queue as usize
+    }
+
+    /// The `BOOK_*` flags fixed at spawn.
+    #[inline(always)]
+    pub(crate) fn books(&self) -> u8 {
+        self.flags.load(Ordering::Relaxed) & !FUTURE_GONE
+    }
+
+    /// Whether a poll must book something besides the queue's figures.
+    #[inline(always)]
+    pub(crate) fn books_after_poll(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & BOOKS_AFTER_POLL != 0
+    }
+
+    /// Whether the user's future is gone (completed, panicked, or dropped).
+    #[inline(always)]
+    pub(crate) fn future_gone(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & FUTURE_GONE != 0
+    }
+
+    /// Records that the user's future is gone (or its drop begins). Executor thread
+    /// only, which is the only writer after spawn: a plain load and store suffice.
+    #[inline(always)]
+    pub(crate) fn set_future_gone(&self) {
+        let flags = self.flags.load(Ordering::Relaxed);
+        self.flags.store(flags | FUTURE_GONE, Ordering::Relaxed);
+    }
+
+    /// The id of the executor the task belongs to.
+    #[inline(always)]
+    pub(crate) fn executor_id(&self) -> u64 {
+        self.inbox.executor_id()
     }
 
     /// When the task last became ready (see the field).
@@ -107,10 +154,10 @@ impl TaskMeta {
 
     /// Books a poll of `ran_ns` into the task's service (when its queue's scheduler
     /// asks for timing) and its group's account (when it has a group). Called only
-    /// when `books` is not zero.
+    /// when `books_after_poll()`.
     #[inline]
     pub(crate) fn book_poll<H: TaskHooks>(&self, hooks: &H, ran_ns: u64) {
-        if self.books & BOOK_SERVICE != 0 {
+        if self.books() & BOOK_SERVICE != 0 {
             self.service_ns
                 .store(self.service_ns() + ran_ns, Ordering::Relaxed);
         }

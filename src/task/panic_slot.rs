@@ -1,10 +1,11 @@
-//! Where the panic of a cancelled task's future `Drop` waits for the task's handle.
+//! Where a task's panic waits for the task's handle: the panic of a poll (when the
+//! executor catches task panics) or of a cancelled task's future `Drop`.
 //!
-//! async-task writes no output for a cancelled task, so its handle learns only "closed".
-//! When dropping the future of a cancelled task panics, the task wrapper catches the
-//! panic and leaves the payload here, in the task's metadata (same allocation, alive as
-//! long as the handle is); the handle looks here when async-task reports the task
-//! closed, and resolves `JoinError::Panic` instead of `Cancelled`.
+//! async-task writes no output for a cancelled task, so its handle learns only "closed";
+//! a task whose poll panicked completes with an empty output (`TaskOutput`). In both
+//! cases the task wrapper catches the panic and leaves the payload here, in the task's
+//! metadata (same allocation, alive as long as the handle is); the handle looks here
+//! when it finds no value, and resolves `JoinError::Panic` instead of `Cancelled`.
 //!
 //! One pointer per task, in one of three states:
 //! - null: nothing left (the common case, forever for almost every task);
@@ -12,8 +13,8 @@
 //! - anything else: a payload, boxed once more to fit behind a thin pointer (this
 //!   costs only on the rare panicking path).
 //!
-//! The executor thread writes a payload at most once per task (a future is dropped
-//! once); the handle, on any thread, either takes it (only after async-task reported
+//! The executor thread writes a payload at most once per task (the future panics in a
+//! poll or in its drop, and is gone after either); the handle, on any thread, either takes it (only after async-task reported
 //! the future dropped, which orders the write before the read) or marks the slot when
 //! it is dropped. Every transition is one atomic swap or compare-exchange with
 //! acquire/release, so a payload is dropped exactly once whichever side comes last:
@@ -67,8 +68,8 @@ impl PanicSlot {
         }
     }
 
-    /// Takes the payload, if the future left one. Called by the handle once async-task
-    /// reported the task closed, i.e. its future dropped. Leaves the slot marked, as
+    /// Takes the payload, if the task left one. Called by the handle once async-task
+    /// reported the task closed or completed, i.e. its future gone. Leaves the slot marked, as
     /// the handle is done with it.
     pub(crate) fn take(&self) -> Option<Payload> {
         let current = self.0.swap(detached(), Ordering::AcqRel);
