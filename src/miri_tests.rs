@@ -285,26 +285,34 @@ fn caught_panic_resolves_the_handle() {
 #[test]
 fn caught_panic_payloads_nobody_reads_are_freed_once() {
     let _watchdog = watchdog();
+    /// A panic payload (it must be `Send`) that counts its drops.
+    struct Payload(Arc<AtomicUsize>);
+    impl Drop for Payload {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
     let executor = executor(true);
     let q = executor.queue(0).unwrap();
-    let payloads = Drops::default();
-    let spawn_bomb = |guard: DropGuard| {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let spawn_bomb = |payload: Payload| {
         q.spawn(async move {
             yield_now().await;
-            std::panic::panic_any(guard);
+            std::panic::panic_any(payload);
         })
     };
-    drop(spawn_bomb(payloads.guard()));
-    let unread = spawn_bomb(payloads.guard());
+    drop(spawn_bomb(Payload(dropped.clone())));
+    let unread = spawn_bomb(Payload(dropped.clone()));
     block_on(executor.run_until(async {
         while executor.stats().live_tasks > 0 {
             yield_now().await;
         }
     }));
-    assert_eq!(payloads.count(), 1, "the detached task's payload is dropped at once");
+    let count = || dropped.load(Ordering::SeqCst);
+    assert_eq!(count(), 1, "the detached task's payload is dropped at once");
     assert!(unread.is_finished());
     drop(unread);
-    assert_eq!(payloads.count(), 2, "the unread payload goes with its handle");
+    assert_eq!(count(), 2, "the unread payload goes with its handle");
     assert_eq!(executor.queue_stats(0).unwrap().panicked, 2);
 }
 
