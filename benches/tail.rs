@@ -1,7 +1,7 @@
 //! Thin tasks behind fat ones: least attained service (LAS) against FIFO.
 //!
 //! A generator thread sends tasks with Poisson arrivals (fixed seed) at a rate that
-//! loads the core to ~70%: 98% thin tasks (one CPU segment of 50–100 µs) and 2% fat
+//! loads the core to ~70%: 99% thin tasks (one CPU segment of 50–100 µs) and 1% fat
 //! tasks (20 segments of 500 µs with a yield between, 10 ms of CPU in all). A
 //! dispatcher on the executor thread spawns each on arrival; each fat task gets its own
 //! group (`queue.group(id)`), each thin task is its own group. Latency is sent → done.
@@ -26,7 +26,9 @@
 //! asserted): with the dispatcher in the LAS queue, thin p99 ≤ 0.12 × tokio's and
 //! ≤ 1.2 × the dispatcher-outside figure, fat p99 ≤ 2 × FIFO's.
 //!
-//! `CW_BENCH_QUICK=1` for a quick run; `TAIL_SECONDS`, `TAIL_ROUNDS`, `TAIL_LOAD`
+//! `CW_BENCH_QUICK=1` for a quick run; `TAIL_FAT_PERCENT` (default 1; 2 before
+//! 2026-12-07) sets the share of fat tasks, `TAIL_GUARD` the LAS starvation guard of
+//! every LAS configuration but the guard-less one; `TAIL_SECONDS`, `TAIL_ROUNDS`, `TAIL_LOAD`
 //! override the run length, the rounds and the load.
 
 #[path = "common/mod.rs"]
@@ -36,13 +38,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use clockworker::scheduler::{RunnableFifo, Scheduler, LAS};
+use clockworker::scheduler::{RunnableFifo, Scheduler, DEFAULT_GUARD_EVERY, LAS};
 use clockworker::ExecutorBuilder;
 use common::{Cell as C, Panel, Rng, Series, Table};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 const SEED: u64 = 0x7A11_0003;
-const FAT_FRACTION: f64 = 0.02;
 const FAT_SEGMENTS: u32 = 20;
 const FAT_SEGMENT: Duration = Duration::from_micros(500);
 const THIN_MIN_US: u64 = 50;
@@ -92,11 +93,30 @@ struct Job {
     kind: Kind,
 }
 
+/// Share of fat tasks: `TAIL_FAT_PERCENT` (default 1, the workload of issue #15;
+/// the bench ran with 2 before 2026-12-07).
+fn fat_fraction() -> f64 {
+    env_f64("TAIL_FAT_PERCENT", 1.0) / 100.0
+}
+
+/// The starvation guard of the LAS configurations that have one: `TAIL_GUARD`
+/// (default `DEFAULT_GUARD_EVERY`), to compare guards in one command.
+fn guard() -> u32 {
+    env_f64("TAIL_GUARD", f64::from(DEFAULT_GUARD_EVERY)) as u32
+}
+
+fn env_f64(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Mean CPU per task, in µs.
 fn mean_work_us() -> f64 {
     let thin = (THIN_MIN_US + THIN_MAX_US) as f64 / 2.0;
     let fat = FAT_SEGMENTS as f64 * FAT_SEGMENT.as_secs_f64() * 1e6;
-    (1.0 - FAT_FRACTION) * thin + FAT_FRACTION * fat
+    (1.0 - fat_fraction()) * thin + fat_fraction() * fat
 }
 
 /// Send offsets and kinds of one run, drawn from the fixed seed.
@@ -106,8 +126,9 @@ fn plan(seconds: f64, load: f64) -> Vec<(Duration, Kind)> {
     let mut at = 0.0;
     let mut out = Vec::new();
     let mut fat_id = 0;
+    let fat_fraction = fat_fraction();
     while at < seconds * 1e6 {
-        let kind = if rng.unit() < FAT_FRACTION {
+        let kind = if rng.unit() < fat_fraction {
             fat_id += 1;
             Kind::Fat(fat_id)
         } else {
@@ -264,23 +285,31 @@ fn run_cw<S: Scheduler>(seconds: f64, load: f64, scheduler: S, at: Dispatcher) -
     Rc::try_unwrap(results).ok().expect("results").into_inner()
 }
 
+/// `LAS::new()` with the guard of this run (see `guard`).
+fn las() -> LAS {
+    LAS::new().with_starvation_guard(guard())
+}
+
 /// One run of `config`; a separate function so that a profiler can select it.
 #[inline(never)]
 fn measured(config: Config, seconds: f64, load: f64) -> RunResult {
     match config {
         Config::Tokio => run_tokio(seconds, load),
         Config::CwFifo => run_cw(seconds, load, RunnableFifo::new(), Dispatcher::Outside),
-        Config::CwLas => run_cw(seconds, load, LAS::new(), Dispatcher::Outside),
+        Config::CwLas => run_cw(seconds, load, las(), Dispatcher::Outside),
         Config::CwLasNoGuard => run_cw(
             seconds,
             load,
             LAS::new().with_starvation_guard(0),
             Dispatcher::Outside,
         ),
-        Config::CwLasInside => run_cw(seconds, load, LAS::new(), Dispatcher::InQueue),
-        Config::CwLasCumulativeInside => {
-            run_cw(seconds, load, LAS::cumulative(), Dispatcher::InQueue)
-        }
+        Config::CwLasInside => run_cw(seconds, load, las(), Dispatcher::InQueue),
+        Config::CwLasCumulativeInside => run_cw(
+            seconds,
+            load,
+            LAS::cumulative().with_starvation_guard(guard()),
+            Dispatcher::InQueue,
+        ),
     }
 }
 
@@ -299,20 +328,19 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(common::pick(4.0, 0.4));
-    let load: f64 = std::env::var("TAIL_LOAD")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.7);
+    let load = env_f64("TAIL_LOAD", 0.7);
     let rounds = common::env_usize("TAIL_ROUNDS", common::pick(5, 1)).max(1);
     let rate = load / mean_work_us() * 1e6;
     println!(
         "tail: {:.0} tasks/s for {seconds} s ({:.0}% thin of {THIN_MIN_US}-{THIN_MAX_US} us, {:.0}% fat of \
-         {FAT_SEGMENTS} x {} us; load {:.0}%); median of {rounds} interleaved rounds{}",
+         {FAT_SEGMENTS} x {} us; load {:.0}%; LAS guard every {} pops); median of {rounds} \
+         interleaved rounds{}",
         rate,
-        (1.0 - FAT_FRACTION) * 100.0,
-        FAT_FRACTION * 100.0,
+        (1.0 - fat_fraction()) * 100.0,
+        fat_fraction() * 100.0,
         FAT_SEGMENT.as_micros(),
         load * 100.0,
+        guard(),
         if quick { " (quick mode)" } else { "" }
     );
     let names: Vec<&str> = CONFIGS.iter().map(|c| c.1).collect();
