@@ -10,6 +10,11 @@
 //!   and [`yield_now`](crate::yield_now) work as usual. [`call_at`] schedules an event
 //!   of the outside world (an arrival), [`now`] reads the virtual clock.
 //! - [`Rng`]: the seeded generator; one seed gives one run, bit for bit.
+//! - [`Workload`]: a workload file (TOML: settings, queues, classes of tasks with
+//!   their arrivals and shapes); [`simulate`] runs one and returns a [`Report`]
+//!   (per queue and class: latency and queue-delay percentiles, CPU share, tasks
+//!   completed). `examples/simulate.rs` will be the command line, and
+//!   the format is described field by field in `src/sim/workload/spec.rs`.
 //!
 //! Without the feature none of this is compiled, and the executor's clock read is the
 //! same code as before.
@@ -37,12 +42,18 @@
 
 mod error;
 mod host;
+mod report;
 mod rng;
+mod run;
 mod time;
+mod workload;
 
 pub use error::HostError;
 pub use host::{
     call_at, now, Host, HostModel, HostStats, Stopped, DEFAULT_RETURN_COST, TOKIO_TIMER_RESOLUTION,
 };
+pub use report::{ClassReport, Percentiles, QueueReport, Report};
 pub use rng::Rng;
+pub use run::simulate;
 pub use time::{cpu, sleep, Cpu, Sleep};
+pub use workload::{Dist, Workload, WorkloadError};
