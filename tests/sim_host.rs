@@ -64,6 +64,15 @@ fn timers_fire_at_the_hosts_resolution() {
     let coarse = HostModel::fine().with_timer_resolution(300 * US);
     assert_eq!(wake_time(coarse, 200 * US), 300 * US);
     assert_eq!(wake_time(coarse, 301 * US), 600 * US);
+    // Ticks need not fall on multiples of the resolution: at 100, 400, 700 µs…
+    let shifted = coarse.with_timer_phase(100 * US);
+    assert_eq!(wake_time(shifted, 200 * US), 400 * US);
+    assert_eq!(wake_time(shifted, 50 * US), 100 * US);
+    assert_eq!(wake_time(shifted, 400 * US), 400 * US);
+    assert_eq!(
+        wake_time(shifted.with_timer_phase(700 * US), 50 * US),
+        100 * US
+    );
 }
 
 #[test]
@@ -229,4 +238,44 @@ fn an_executor_built_without_a_host_keeps_the_real_clock() {
     // Its measures are real time; the virtual clock never moved past the returns.
     assert!(executor.stats().busy_time >= Duration::from_millis(2));
     assert!(sim::now() < Duration::from_micros(10));
+}
+
+#[test]
+fn another_threads_spawn_is_seen_at_the_next_poll_boundary() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let host = Host::new(HostModel::fine()).unwrap();
+    let executor = ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .with_driver_yield(300 * US)
+        .build()
+        .unwrap();
+    executor.queue(0).unwrap().spawn(busy_polls(50 * US));
+    let polled_at = Arc::new(AtomicU64::new(0));
+    let (remote, p) = (executor.remote(), polled_at.clone());
+    sim::call_from_thread_at(20 * US, move || {
+        // Sent at 20 µs, while the busy task's first poll (0-50 µs) runs: in the inbox
+        // at 50 µs, drained right after that poll, queued behind the busy task.
+        let task = async move {
+            p.store(sim::now().as_nanos() as u64, Ordering::Relaxed);
+        };
+        remote.spawn(0, task).unwrap();
+    })
+    .unwrap();
+    let _ = host.run(executor.run(), Duration::from_millis(1));
+    // Through the host, it would have waited for the driver yield at 300 µs.
+    assert_eq!(polled_at.load(Ordering::Relaxed), 100_000);
+    assert_eq!(host.stats().calls_run, 1);
+}
+
+#[test]
+fn another_threads_call_wakes_a_parked_loop_at_its_time() {
+    let host = Host::new(HostModel::tokio()).unwrap();
+    let seen = Rc::new(Cell::new(Duration::ZERO));
+    let s = seen.clone();
+    sim::call_from_thread_at(Duration::from_micros(1_234), move || s.set(sim::now())).unwrap();
+    let _ = host.run(std::future::pending::<()>(), Duration::from_secs(1));
+    // Not rounded to the timer wheel: it is no timer.
+    assert_eq!(seen.get(), Duration::from_micros(1_234));
 }

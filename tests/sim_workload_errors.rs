@@ -78,6 +78,9 @@ fn broken_rules_across_fields_are_reported_at_the_table() {
     assert!(message.contains("give the thread back"), "{message}");
     let (_, _, message) = invalid(&GOOD.replace("rate_per_s = 1000", "rate_per_s = 0"));
     assert!(message.contains("rate_per_s"), "{message}");
+    let (line, _, message) = invalid(&format!("{GOOD}source = \"thread\"\ngroup = \"t\"\n"));
+    assert_eq!(line, 7, "{message}");
+    assert!(message.contains("without a group"), "{message}");
 }
 
 #[test]

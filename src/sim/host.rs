@@ -54,9 +54,13 @@ pub const TOKIO_TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 pub struct HostModel {
     /// Virtual time charged each time the run loop returns to the host.
     pub return_cost: Duration,
-    /// Timers fire at the first multiple of this at or after their deadline (zero:
-    /// exactly at the deadline).
+    /// Timers fire at the first tick at or after their deadline, ticks coming every
+    /// `timer_resolution` (zero: exactly at the deadline).
     pub timer_resolution: Duration,
+    /// When the first tick comes (ticks at `timer_phase + k × timer_resolution`): a
+    /// real host's ticks count from when its runtime started, which has no relation
+    /// to when the workload's arrivals began.
+    pub timer_phase: Duration,
 }
 
 impl HostModel {
@@ -70,6 +74,7 @@ impl HostModel {
         HostModel {
             return_cost: DEFAULT_RETURN_COST,
             timer_resolution: TOKIO_TIMER_RESOLUTION,
+            timer_phase: Duration::ZERO,
         }
     }
 
@@ -85,6 +90,7 @@ impl HostModel {
         HostModel {
             return_cost: DEFAULT_RETURN_COST,
             timer_resolution: Duration::ZERO,
+            timer_phase: Duration::ZERO,
         }
     }
 
@@ -111,6 +117,20 @@ impl HostModel {
     /// ```
     pub fn with_timer_resolution(mut self, resolution: Duration) -> Self {
         self.timer_resolution = resolution;
+        self
+    }
+
+    /// The same model with the timer ticks shifted by `phase` (taken modulo the
+    /// resolution).
+    ///
+    /// ```
+    /// use clockworker::sim::HostModel;
+    /// use std::time::Duration;
+    /// let shifted = HostModel::tokio().with_timer_phase(Duration::from_micros(400));
+    /// assert_eq!(shifted.timer_phase, Duration::from_micros(400));
+    /// ```
+    pub fn with_timer_phase(mut self, phase: Duration) -> Self {
+        self.timer_phase = phase;
         self
     }
 }
@@ -202,6 +222,9 @@ impl Ord for Event {
 struct State {
     model: HostModel,
     events: BinaryHeap<Event>,
+    /// Calls of other threads ([`call_from_thread_at`]): due as soon as the clock
+    /// passes them, also in the middle of a poll.
+    thread_events: BinaryHeap<Event>,
     next_seq: u64,
     stats: HostStats,
 }
@@ -215,25 +238,41 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
     STATE.with(|state| state.borrow_mut().as_mut().map(f))
 }
 
-fn push(at_ns: u64, what: What) -> Result<(), HostError> {
+fn push(at_ns: u64, what: What, from_thread: bool) -> Result<(), HostError> {
     with_state(|state| {
         let seq = state.next_seq;
         state.next_seq += 1;
-        state.events.push(Event { at_ns, seq, what });
+        let event = Event { at_ns, seq, what };
+        if from_thread {
+            state.thread_events.push(event);
+        } else {
+            state.events.push(event);
+        }
     })
     .ok_or(HostError::NoHost)
 }
 
-/// Registers a timer with deadline `deadline_ns`, rounded up to the host's resolution.
+/// Registers a timer with deadline `deadline_ns`, rounded up to the host's next tick.
 pub(super) fn add_timer(deadline_ns: u64, slot: Rc<TimerSlot>) -> Result<(), HostError> {
-    let resolution = with_state(|state| state.model.timer_resolution).ok_or(HostError::NoHost)?;
-    let step = u64::try_from(resolution.as_nanos()).unwrap_or(u64::MAX);
-    let at = if step == 0 {
-        deadline_ns
-    } else {
-        deadline_ns.div_ceil(step).saturating_mul(step)
-    };
-    push(at, What::Timer(slot))
+    let model = with_state(|state| state.model).ok_or(HostError::NoHost)?;
+    let at = next_tick(deadline_ns, model.timer_resolution, model.timer_phase);
+    push(at, What::Timer(slot), false)
+}
+
+/// The first tick at or after `ns`, ticks at `phase + k × step` (`ns` when `step` is
+/// zero).
+fn next_tick(ns: u64, step: Duration, phase: Duration) -> u64 {
+    let step = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX);
+    if step == 0 {
+        return ns;
+    }
+    let phase = u64::try_from(phase.as_nanos()).unwrap_or(0) % step;
+    // Count ticks from `phase - step` (< 0 is not representable: shift by one step).
+    let shifted = ns.saturating_add(step - phase);
+    shifted
+        .div_ceil(step)
+        .saturating_mul(step)
+        .saturating_sub(step - phase)
 }
 
 /// Schedules `call` to run in the host at virtual time `at` (from the host's start),
@@ -255,7 +294,37 @@ pub(super) fn add_timer(deadline_ns: u64, slot: Rc<TimerSlot>) -> Result<(), Hos
 /// ```
 pub fn call_at(at: Duration, call: impl FnOnce() + 'static) -> Result<(), HostError> {
     let at_ns = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX);
-    push(at_ns, What::Call(Box::new(call)))
+    push(at_ns, What::Call(Box::new(call)), false)
+}
+
+/// Schedules `call` to run at virtual time `at` as another thread would: as soon as
+/// the virtual clock passes `at` — in the middle of a task's poll too (at the end of
+/// the [`cpu`](super::cpu) segment that crosses `at`), or at once if the loop is
+/// parked. Use it for what other threads hand the executor (a
+/// [`RemoteSpawner`](crate::RemoteSpawner) spawn, a cross-thread wake): the executor
+/// then sees it as it would see the real thing, through its inbox, at its next poll
+/// boundary. Fails when no [`Host`] is installed on this thread.
+///
+/// ```
+/// use clockworker::sim::{self, call_from_thread_at, Host, HostModel};
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+///
+/// let host = Host::new(HostModel::tokio()).unwrap();
+/// let seen = Rc::new(Cell::new(Duration::ZERO));
+/// let s = seen.clone();
+/// call_from_thread_at(Duration::from_micros(70), move || s.set(sim::now())).unwrap();
+/// // A 100 µs segment crosses 70 µs: the call runs at its end, inside the poll.
+/// host.run(sim::cpu(Duration::from_micros(100)), Duration::from_secs(1)).unwrap();
+/// assert_eq!(seen.get(), Duration::from_micros(100));
+/// ```
+pub fn call_from_thread_at(at: Duration, call: impl FnOnce() + 'static) -> Result<(), HostError> {
+    let at_ns = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX);
+    push(at_ns, What::Call(Box::new(call)), true)
+}
+
+/// Runs the calls of other threads that are due (called as the clock moves on).
+pub(super) fn deliver_thread_calls() {
+    deliver(true);
 }
 
 /// The virtual time since the host was installed, or zero without one.
@@ -326,6 +395,7 @@ impl Host {
             *state = Some(State {
                 model,
                 events: BinaryHeap::new(),
+                thread_events: BinaryHeap::new(),
                 next_seq: 0,
                 stats: HostStats::default(),
             });
@@ -382,8 +452,12 @@ impl Host {
                 if wake.0.load(Ordering::Acquire) {
                     break;
                 }
-                let Some(next) = with_state(|state| state.events.peek().map(|e| e.at_ns)).flatten()
-                else {
+                let next = with_state(|state| {
+                    let host = state.events.peek().map(|e| e.at_ns);
+                    let thread = state.thread_events.peek().map(|e| e.at_ns);
+                    host.into_iter().chain(thread).min()
+                });
+                let Some(next) = next.flatten() else {
                     return Err(Stopped::Stalled);
                 };
                 if next > limit_ns {
@@ -400,14 +474,25 @@ impl Host {
     }
 }
 
-/// Fires the timers and runs the calls that are due, earliest first. Events they add
-/// that are due too are delivered in the same round.
+/// Fires the timers and runs the calls that are due (other threads' first), earliest
+/// first. Events they add that are due too are delivered in the same round.
 fn deliver_due() {
+    deliver(true);
+    deliver(false);
+}
+
+/// Delivers the due events of one list: other threads' calls, or the host's events.
+fn deliver(from_thread: bool) {
     loop {
         let now = virtual_time::now_ns();
         let event = with_state(|state| {
-            if state.events.peek().is_some_and(|e| e.at_ns <= now) {
-                let event = state.events.pop();
+            let events = if from_thread {
+                &mut state.thread_events
+            } else {
+                &mut state.events
+            };
+            if events.peek().is_some_and(|e| e.at_ns <= now) {
+                let event = events.pop();
                 match event.as_ref().map(|e| &e.what) {
                     Some(What::Timer(_)) => state.stats.timers_fired += 1,
                     Some(What::Call(_)) => state.stats.calls_run += 1,

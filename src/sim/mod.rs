@@ -8,13 +8,16 @@
 //! - [`cpu`] (a busy segment: moves the clock, cannot be preempted) and [`sleep`] (a
 //!   timer of the host) are what simulated tasks do; [`yield_maybe`](crate::yield_maybe)
 //!   and [`yield_now`](crate::yield_now) work as usual. [`call_at`] schedules an event
-//!   of the outside world (an arrival), [`now`] reads the virtual clock.
+//!   of the outside world that comes through the host (an arrival on a socket),
+//!   [`call_from_thread_at`] one that another thread sends, [`now`] reads the virtual
+//!   clock.
 //! - [`Rng`]: the seeded generator; one seed gives one run, bit for bit.
 //! - [`Workload`]: a workload file (TOML: settings, queues, classes of tasks with
 //!   their arrivals and shapes); [`simulate`] runs one and returns a [`Report`]
 //!   (per queue and class: latency and queue-delay percentiles, CPU share, tasks
-//!   completed). `examples/simulate.rs` will be the command line, and
-//!   the format is described field by field in `src/sim/workload/spec.rs`.
+//!   completed), which [`latency_svg`] and [`sweep_svg`] draw. `examples/simulate.rs`
+//!   is the command line, and `docs/SIMULATION.md` describes the format, the model, and how simulated figures
+//!   compare with measured ones.
 //!
 //! Without the feature none of this is compiled, and the executor's clock read is the
 //! same code as before.
@@ -45,15 +48,18 @@ mod host;
 mod report;
 mod rng;
 mod run;
+mod svg;
 mod time;
 mod workload;
 
 pub use error::HostError;
 pub use host::{
-    call_at, now, Host, HostModel, HostStats, Stopped, DEFAULT_RETURN_COST, TOKIO_TIMER_RESOLUTION,
+    call_at, call_from_thread_at, now, Host, HostModel, HostStats, Stopped, DEFAULT_RETURN_COST,
+    TOKIO_TIMER_RESOLUTION,
 };
 pub use report::{ClassReport, Percentiles, QueueReport, Report};
 pub use rng::Rng;
 pub use run::simulate;
+pub use svg::{latency_svg, sweep_svg};
 pub use time::{cpu, sleep, Cpu, Sleep};
 pub use workload::{Dist, Workload, WorkloadError};

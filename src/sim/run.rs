@@ -9,12 +9,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::clock::virtual_time;
-use crate::{yield_maybe, yield_now, QueueHandle, QueueStats};
+use crate::{yield_maybe, yield_now, QueueHandle, QueueStats, RemoteSpawner};
 
 use super::report::{ClassSamples, Report, Sample};
-use super::workload::spec::{Arrival, Between, ClassSpec};
+use super::time::burn as burn_cpu;
+use super::workload::spec::{Arrival, Between, ClassSpec, Source};
 use super::workload::{ms, us, Workload, WorkloadError};
-use super::{call_at, cpu, sleep, Host, HostModel, Rng};
+use super::{call_at, call_from_thread_at, cpu, sleep, Host, HostModel, Rng};
 
 /// Runs `workload` with `seed` on a new [`Host`] of this thread and reports what each
 /// queue and class saw. One seed gives one report, bit for bit.
@@ -49,6 +50,14 @@ pub fn simulate(workload: &Workload, seed: u64) -> Result<Report, WorkloadError>
     if let Some(v) = spec.host.timer_resolution_us {
         model = model.with_timer_resolution(us(v));
     }
+    let root = Rng::new(seed);
+    // A real host's timer ticks count from its own start: unless the file fixes it,
+    // where they fall against the arrivals is drawn from the seed.
+    let phase = match spec.host.timer_phase_us {
+        Some(v) => us(v),
+        None => model.timer_resolution.mul_f64(root.fork(u64::MAX).unit()),
+    };
+    model = model.with_timer_phase(phase);
     let host = Host::new(model).map_err(WorkloadError::Host)?;
     let executor = workload
         .builder()
@@ -56,7 +65,6 @@ pub fn simulate(workload: &Workload, seed: u64) -> Result<Report, WorkloadError>
         .map_err(WorkloadError::Settings)?;
     let end = workload.duration();
     let warmup = ms(spec.warmup_ms);
-    let root = Rng::new(seed);
     let mut classes = Vec::new();
     for (q, queue) in spec.queues.iter().enumerate() {
         let handle = executor.queue(q).map_err(WorkloadError::Spawn)?;
@@ -65,6 +73,8 @@ pub fn simulate(workload: &Workload, seed: u64) -> Result<Report, WorkloadError>
             let rt = Rc::new(ClassRt {
                 spec: class.clone(),
                 queue: handle.clone(),
+                queue_index: q,
+                remote: executor.remote(),
                 shared_group: class.group.as_ref().map(|g| handle.group(g)),
                 shapes: RefCell::new(root.fork(index)),
                 samples: RefCell::new(ClassSamples::default()),
@@ -122,6 +132,9 @@ fn nanos(d: Duration) -> u64 {
 struct ClassRt {
     spec: ClassSpec,
     queue: QueueHandle<usize>,
+    queue_index: usize,
+    /// Spawns the tasks of `source = "thread"` classes, as another thread would.
+    remote: RemoteSpawner<usize>,
     shared_group: Option<QueueHandle<usize>>,
     /// Draws the tasks' shapes, in order of arrival.
     shapes: RefCell<Rng>,
@@ -204,12 +217,13 @@ fn start(class: &Rc<ClassRt>, rng: Rng) -> Result<(), WorkloadError> {
                 let first = start_ns.saturating_add(nanos(think.sample(&mut client)));
                 let c = class.clone();
                 let client = Rc::new(RefCell::new(client));
-                call_at(Duration::from_nanos(first), move || send(&c, Some(client)))
+                let at = Duration::from_nanos(first);
+                arrive_at(c.spec.source, at, move || send(&c, first, Some(client)))
                     .map_err(WorkloadError::Host)?;
             }
             Ok(())
         }
-        _ => call_at(at, move || open_loop(c, rng, start_ns)),
+        _ => arrive_at(class.spec.source, at, move || open_loop(c, rng, start_ns)),
     };
     scheduled.map_err(WorkloadError::Host)
 }
@@ -226,24 +240,24 @@ fn open_loop(class: Rc<ClassRt>, mut rng: Rng, at_ns: u64) {
         Arrival::Closed { .. } | Arrival::Busy { .. } => return,
     };
     for _ in 0..count {
-        send(&class, None);
+        send(&class, at_ns, None);
     }
     let next = at_ns.saturating_add(gap_ns.max(1));
     if next < class.stop_ns {
         let c = class.clone();
-        let _ = call_at(Duration::from_nanos(next), move || open_loop(c, rng, next));
+        let at = Duration::from_nanos(next);
+        let _ = arrive_at(class.spec.source, at, move || open_loop(c, rng, next));
     }
 }
 
-/// Spawns one task of `class`, arriving now; a closed-loop `client` sends its next
-/// one a think time after this one ends.
-fn send(class: &Rc<ClassRt>, client: Option<Rc<RefCell<Rng>>>) {
-    let arrival_ns = virtual_time::now_ns();
+/// Spawns one task of `class`, sent at `arrival_ns` (the host delivers it now, which
+/// may be later: its latency counts from when it was sent); a closed-loop `client`
+/// sends its next one a think time after this one ends.
+fn send(class: &Rc<ClassRt>, arrival_ns: u64, client: Option<Rc<RefCell<Rng>>>) {
     class.arrived(arrival_ns);
     let plan = class.draw(&mut class.shapes.borrow_mut());
     let c = class.clone();
-    let handle = class.handle();
-    handle.spawn(Charged::new(class.poll_cost, async move {
+    let task = Charged::new(class.poll_cost, async move {
         let first_ns = virtual_time::now_ns();
         run_plan(&c.spec, &plan).await;
         let done_ns = virtual_time::now_ns();
@@ -256,10 +270,52 @@ fn send(class: &Rc<ClassRt>, client: Option<Rc<RefCell<Rng>>>) {
             let next = done_ns.saturating_add(nanos(think.sample(&mut client.borrow_mut())));
             if next < c.stop_ns {
                 let c2 = c.clone();
-                let _ = call_at(Duration::from_nanos(next), move || send(&c2, Some(client)));
+                let at = Duration::from_nanos(next);
+                let _ = arrive_at(c2.spec.source, at, move || send(&c2, next, Some(client)));
             }
         }
-    }));
+    });
+    match class.spec.source {
+        Source::Host => drop(class.handle().spawn(task)),
+        Source::Thread => {
+            let task = OnThisThread(Box::pin(task));
+            // Detached, as a dispatcher would; an error means the executor shut down.
+            let _ = class.remote.spawn(class.queue_index, task);
+        }
+    }
+}
+
+/// Schedules an arrival of a class whose tasks come from `source`.
+fn arrive_at(
+    source: Source,
+    at: Duration,
+    call: impl FnOnce() + 'static,
+) -> Result<(), super::HostError> {
+    match source {
+        Source::Host => call_at(at, call),
+        Source::Thread => call_from_thread_at(at, call),
+    }
+}
+
+/// A task that another (simulated) thread sends through a `RemoteSpawner`, which
+/// wants `Send` futures. It is made, sent, polled and dropped on this one thread.
+struct OnThisThread(Pin<Box<dyn Future<Output = ()>>>);
+
+// SAFETY: an `OnThisThread` never leaves the thread that made it. It is made in
+// `send`, on the simulation's thread, and handed to the `RemoteSpawner` of an
+// executor of that same thread (`ClassRt::remote`, held in an `Rc`, so the spawner
+// itself never leaves the thread either); the spawner's job, which owns the future,
+// is run — or dropped — by that executor, on its own thread (an `Executor` is
+// `!Send`). So the `!Send` parts inside (`Rc`s of the class) are only ever touched
+// on the thread that created them.
+unsafe impl Send for OnThisThread {}
+
+impl Future for OnThisThread {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
 }
 
 /// A busy task: runs shapes back to back (with `between` after every segment) until
@@ -354,7 +410,7 @@ impl<F: Future> Future for Charged<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        virtual_time::advance(*this.cost_ns);
+        burn_cpu(*this.cost_ns);
         this.future.poll(cx)
     }
 }

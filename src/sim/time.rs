@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::clock::virtual_time;
 
-use super::host::{add_timer, TimerSlot};
+use super::host::{add_timer, deliver_thread_calls, TimerSlot};
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -19,6 +19,9 @@ fn nanos(d: Duration) -> u64 {
 /// and completes at once. Like real CPU work it cannot be preempted: nothing else runs
 /// meanwhile, and the executor sees one poll that long (to let other work in, await
 /// [`yield_maybe`](crate::yield_maybe) between segments, as real code would).
+///
+/// Calls of other threads ([`call_from_thread_at`](super::call_from_thread_at)) that
+/// fall inside the segment run at its end.
 ///
 /// # Panics
 ///
@@ -35,6 +38,16 @@ fn nanos(d: Duration) -> u64 {
 /// ```
 pub fn cpu(d: Duration) -> Cpu {
     Cpu { ns: nanos(d) }
+}
+
+/// Moves the virtual clock on by `ns` of CPU work, then runs what other threads sent
+/// meanwhile. False when no host is installed.
+pub(super) fn burn(ns: u64) -> bool {
+    if !virtual_time::advance(ns) {
+        return false;
+    }
+    deliver_thread_calls();
+    true
 }
 
 /// The future of [`cpu`].
@@ -56,7 +69,7 @@ impl Future for Cpu {
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
         let ns = std::mem::take(&mut self.get_mut().ns);
         assert!(
-            virtual_time::advance(ns),
+            burn(ns),
             "clockworker::sim::cpu awaited outside a simulation: create a sim::Host on \
              this thread first"
         );

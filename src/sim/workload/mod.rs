@@ -233,6 +233,7 @@ fn check(text: &str, spec: &WorkloadSpec) -> Result<(), WorkloadError> {
     let numbers = [
         ("return_cost_us", spec.host.return_cost_us),
         ("timer_resolution_us", spec.host.timer_resolution_us),
+        ("timer_phase_us", spec.host.timer_phase_us),
         ("poll_cost_us", Some(spec.host.poll_cost_us)),
         ("sched_latency_us", spec.executor.sched_latency_us),
         ("min_slice_us", spec.executor.min_slice_us),

@@ -48,6 +48,8 @@ pub(crate) struct HostSpec {
     pub(crate) model: HostKind,
     pub(crate) return_cost_us: Option<f64>,
     pub(crate) timer_resolution_us: Option<f64>,
+    /// Where the timer ticks fall; drawn from the seed when not given.
+    pub(crate) timer_phase_us: Option<f64>,
     /// The executor's own cost per task poll (charged inside each poll).
     #[serde(default = "zero")]
     pub(crate) poll_cost_us: f64,
@@ -157,6 +159,18 @@ pub(crate) enum Arrival {
     Busy { tasks: u32 },
 }
 
+/// Where a class's tasks come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Source {
+    /// Through the host (a socket): spawned when the run loop returns to the host.
+    #[default]
+    Host,
+    /// From another thread, through a `RemoteSpawner`: in the executor's inbox as soon
+    /// as it is sent, seen at the loop's next poll boundary.
+    Thread,
+}
+
 /// What a task does between CPU segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -210,6 +224,7 @@ fn one() -> Count {
 pub(crate) struct ClassSpec {
     pub(crate) name: String,
     pub(crate) arrival: Arrival,
+    pub(crate) source: Source,
     pub(crate) start_ms: f64,
     pub(crate) stop_ms: Option<f64>,
     pub(crate) group: Option<String>,
@@ -227,6 +242,8 @@ pub(crate) struct ClassSpec {
 struct ClassFields {
     name: String,
     arrival: Arrival,
+    #[serde(default)]
+    source: Source,
     #[serde(default = "zero")]
     start_ms: f64,
     stop_ms: Option<f64>,
@@ -284,6 +301,13 @@ impl TryFrom<ClassFields> for ClassSpec {
                 )));
             }
         }
+        if c.source == Source::Thread && (c.group.is_some() || c.group_per_task) {
+            return Err(within(
+                "tasks from another thread (source = \"thread\") come without a group: \
+                 a RemoteSpawner spawns onto a queue"
+                    .into(),
+            ));
+        }
         if c.group.is_some() && c.group_per_task {
             return Err(within(
                 "`group` and `group_per_task` exclude each other".into(),
@@ -314,6 +338,7 @@ impl TryFrom<ClassFields> for ClassSpec {
         Ok(ClassSpec {
             name: c.name,
             arrival: c.arrival,
+            source: c.source,
             start_ms: c.start_ms,
             stop_ms: c.stop_ms,
             group: c.group,
