@@ -10,6 +10,9 @@
 //!     --seed 7 --sweep executor.driver_yield_us=50,100,250,500,1000
 //! ```
 //!
+//! `--runs N` runs seeds `SEED`, `SEED + 1`, … `SEED + N - 1` and reports the median
+//! of each figure over the runs, as the benches report the median of their rounds.
+//!
 //! `PARAM` is a setting's path in the file: `executor.sched_latency_us`,
 //! `queue.fg.weight`, `queue.fg.class.request.arrival.rate_per_s`, `host.model`, …
 //! SVGs go to `--out DIR` (default `target/clockworker-sim/`). Exit status: 0 on
@@ -21,11 +24,13 @@ use std::process::ExitCode;
 
 use clockworker::sim::{latency_svg, simulate, sweep_svg, Report, Workload};
 
-const USAGE: &str = "usage: simulate FILE [--seed N] [--sweep PARAM=V1,V2,...] [--out DIR]";
+const USAGE: &str =
+    "usage: simulate FILE [--seed N] [--runs N] [--sweep PARAM=V1,V2,...] [--out DIR]";
 
 struct Args {
     file: PathBuf,
     seed: Option<u64>,
+    runs: u64,
     sweep: Option<(String, Vec<String>)>,
     out: PathBuf,
 }
@@ -33,6 +38,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut file = None;
     let mut seed = None;
+    let mut runs = 1;
     let mut sweep = None;
     let mut out = PathBuf::from("target/clockworker-sim");
     let mut args = std::env::args().skip(1);
@@ -45,6 +51,15 @@ fn parse_args() -> Result<Args, String> {
                     v.parse()
                         .map_err(|_| format!("--seed: not a number: {v}"))?,
                 );
+            }
+            "--runs" => {
+                let v = value("--runs")?;
+                runs = v
+                    .parse()
+                    .map_err(|_| format!("--runs: not a number: {v}"))?;
+                if runs == 0 {
+                    return Err("--runs must be at least 1".into());
+                }
             }
             "--sweep" => {
                 let v = value("--sweep")?;
@@ -68,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         file,
         seed,
+        runs,
         sweep,
         out,
     })
@@ -128,6 +144,14 @@ fn print_sweep(param: &str, values: &[String], rows: &[Report]) {
     say!("(latencies and delays in µs)");
 }
 
+/// `runs` runs from `seed` on, summarized by their medians.
+fn run(workload: &Workload, seed: u64, runs: u64) -> Result<Report, String> {
+    let reports = (0..runs)
+        .map(|i| simulate(workload, seed.wrapping_add(i)).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Report::median(&reports).ok_or_else(|| "no run to report".to_string())
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -153,10 +177,18 @@ fn main() -> ExitCode {
         .file_stem()
         .map_or("workload".into(), |s| s.to_string_lossy().into_owned());
     let Some((param, values)) = &args.sweep else {
-        let report = match simulate(&workload, seed) {
+        let report = match run(&workload, seed, args.runs) {
             Ok(r) => r,
             Err(e) => return fail(&e),
         };
+        if args.runs > 1 {
+            say!(
+                "{}: medians of {} runs, seeds {seed} to {}",
+                args.file.display(),
+                args.runs,
+                seed.wrapping_add(args.runs - 1)
+            );
+        }
         say!("{}: {report}", args.file.display());
         write_svg(
             &args.out,
@@ -170,14 +202,19 @@ fn main() -> ExitCode {
         if let Err(e) = workload.set(param, value) {
             return fail(&e);
         }
-        match simulate(&workload, seed) {
+        match run(&workload, seed, args.runs) {
             Ok(r) => rows.push(r),
             Err(e) => return fail(&e),
         }
     }
     say!(
-        "{}: seed {seed}, sweep of {param} ({:.1} ms of virtual time each)",
+        "{}: seed {seed}{}, sweep of {param} ({:.1} ms of virtual time each)",
         args.file.display(),
+        if args.runs > 1 {
+            format!(" (medians of {} runs from it)", args.runs)
+        } else {
+            String::new()
+        },
         workload.duration().as_secs_f64() * 1e3
     );
     print_sweep(param, values, &rows);

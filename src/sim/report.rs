@@ -218,6 +218,109 @@ impl Report {
         }
     }
 
+    /// Several runs of one workload (other seeds) summarized the way our benches
+    /// summarize their rounds: every percentile, share and count is the median of the
+    /// runs' (the upper median for an even count); `latencies` pools every run's
+    /// samples; host and executor counts are the first run's; `seed` the first seed.
+    /// `None` for no runs, or runs of different workloads.
+    ///
+    /// ```
+    /// # use clockworker::sim::{simulate, Report, Workload};
+    /// # let w = Workload::from_toml(r#"
+    /// # duration_ms = 20
+    /// # [[queue]]
+    /// # name = "q"
+    /// # weight = 1
+    /// # [[queue.class]]
+    /// # name = "c"
+    /// # arrival = { kind = "poisson", rate_per_s = 5000 }
+    /// # cpu = { dist = "exponential", mean_us = 50 }
+    /// # "#).unwrap();
+    /// let runs: Vec<Report> = (1..=3).map(|seed| simulate(&w, seed).unwrap()).collect();
+    /// let median = Report::median(&runs).unwrap();
+    /// let mut p99s: Vec<_> = runs.iter().map(|r| r.queues[0].classes[0].latency.p99).collect();
+    /// p99s.sort();
+    /// assert_eq!(median.queues[0].classes[0].latency.p99, p99s[1]);
+    /// ```
+    pub fn median(runs: &[Report]) -> Option<Report> {
+        let first = runs.first()?;
+        let same_shape = runs.iter().all(|r| {
+            r.queues.len() == first.queues.len()
+                && r.queues.iter().zip(&first.queues).all(|(a, b)| {
+                    a.name == b.name
+                        && a.classes.len() == b.classes.len()
+                        && a.classes
+                            .iter()
+                            .zip(&b.classes)
+                            .all(|(x, y)| x.name == y.name)
+                })
+        });
+        if !same_shape {
+            return None;
+        }
+        let queues = first
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(q, queue)| {
+                let runs_q: Vec<&QueueReport> = runs.iter().map(|r| &r.queues[q]).collect();
+                let classes = queue
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .map(|(c, class)| {
+                        let of: Vec<&ClassReport> = runs_q.iter().map(|r| &r.classes[c]).collect();
+                        let pick = |f: &dyn Fn(&Percentiles) -> Duration, delay: bool| {
+                            median_of(
+                                of.iter()
+                                    .map(|r| f(if delay { &r.queue_delay } else { &r.latency })),
+                            )
+                        };
+                        let percentiles = |delay: bool| Percentiles {
+                            p50: pick(&|p| p.p50, delay),
+                            p90: pick(&|p| p.p90, delay),
+                            p99: pick(&|p| p.p99, delay),
+                            p999: pick(&|p| p.p999, delay),
+                            max: pick(&|p| p.max, delay),
+                            mean: pick(&|p| p.mean, delay),
+                        };
+                        let mut latencies: Vec<Duration> = of
+                            .iter()
+                            .flat_map(|r| r.latencies.iter().copied())
+                            .collect();
+                        latencies.sort_unstable();
+                        ClassReport {
+                            name: class.name.clone(),
+                            completed: median_of(of.iter().map(|r| r.completed)),
+                            unfinished: median_of(of.iter().map(|r| r.unfinished)),
+                            latency: percentiles(false),
+                            queue_delay: percentiles(true),
+                            latencies,
+                        }
+                    })
+                    .collect();
+                let mut shares: Vec<f64> = runs_q.iter().map(|r| r.cpu_share).collect();
+                shares.sort_by(f64::total_cmp);
+                QueueReport {
+                    name: queue.name.clone(),
+                    weight: queue.weight,
+                    cpu_share: shares[shares.len() / 2],
+                    service_time: median_of(runs_q.iter().map(|r| r.service_time)),
+                    completed: median_of(runs_q.iter().map(|r| r.completed)),
+                    classes,
+                }
+            })
+            .collect();
+        Some(Report {
+            seed: first.seed,
+            measured: first.measured,
+            wall: runs.iter().map(|r| r.wall).sum(),
+            queues,
+            host: first.host,
+            executor: first.executor.clone(),
+        })
+    }
+
     /// The class `class` of queue `queue`, if there is one.
     ///
     /// ```
@@ -234,6 +337,13 @@ impl Report {
             .iter()
             .find(|c| c.name == class)
     }
+}
+
+/// The (upper) median of `values`; the default for none.
+fn median_of<T: Ord + Copy + Default>(values: impl Iterator<Item = T>) -> T {
+    let mut values: Vec<T> = values.collect();
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
 fn class_report(name: &str, samples: ClassSamples) -> ClassReport {

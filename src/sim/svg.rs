@@ -9,7 +9,7 @@ use super::Report;
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 420.0;
 /// Margins: left, right, top, bottom.
-const MARGIN: (f64, f64, f64, f64) = (70.0, 170.0, 40.0, 50.0);
+const MARGIN: (f64, f64, f64, f64) = (70.0, 170.0, 52.0, 50.0);
 const COLOURS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -27,7 +27,7 @@ impl Frame {
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
              font-family=\"sans-serif\" font-size=\"12\">\n\
              <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{}\" y=\"22\" font-size=\"14\">{}</text>\n",
+             <text x=\"{}\" y=\"20\" font-size=\"14\">{}</text>\n",
             MARGIN.0,
             escape(title)
         );
@@ -124,7 +124,17 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// The latency distribution (CDF, log-scale latency) of every class with samples.
+/// Decades of the tail shown by [`latency_svg`]: up to the 99.99th percentile.
+const TAIL_DECADES: f64 = 4.0;
+
+/// How far into the tail fraction `f` lies: `-log10(1 - f)`, capped at [`TAIL_DECADES`].
+fn tail_depth(f: f64) -> f64 {
+    (-(1.0 - f).max(10f64.powf(-TAIL_DECADES)).log10()).clamp(0.0, TAIL_DECADES)
+}
+
+/// The latency distribution of every class with samples: latency (log scale) against
+/// the fraction of tasks done by then, on a scale that gives the median, p90, p99,
+/// p99.9 and p99.99 equal room, so that the tail can be read.
 ///
 /// ```
 /// # use clockworker::sim::{simulate, Workload};
@@ -166,7 +176,7 @@ pub fn latency_svg(report: &Report, title: &str) -> String {
     };
     let x_of =
         |v: f64| x0 + (v.max(lo).log10() - lo.log10()) / (hi.log10() - lo.log10()) * (x1 - x0);
-    let y_of = |f: f64| y1 - f * (y1 - y0);
+    let y_of = |f: f64| y1 - tail_depth(f) / TAIL_DECADES * (y1 - y0);
     let mut tick = lo;
     while tick <= hi * 1.0001 {
         let x = x_of(tick);
@@ -174,7 +184,7 @@ pub fn latency_svg(report: &Report, title: &str) -> String {
         frame.text(x, y1 + 16.0, "middle", &label_us(tick));
         tick *= 10.0;
     }
-    for f in [0.0, 0.5, 0.9, 0.99, 1.0] {
+    for f in [0.0, 0.5, 0.9, 0.99, 0.999, 0.9999] {
         let y = y_of(f);
         frame.grid(x0, y, x1, y);
         frame.text(x0 - 6.0, y + 4.0, "end", &format!("{f}"));
@@ -185,16 +195,17 @@ pub fn latency_svg(report: &Report, title: &str) -> String {
         "middle",
         "latency (arrival → end), log scale",
     );
-    frame.text(14.0, y0 - 10.0, "start", "fraction ≤");
+    frame.text(8.0, y0 - 10.0, "start", "fraction of tasks done");
     for (i, (label, latencies)) in classes.iter().enumerate() {
         let n = latencies.len();
-        // At most ~400 points: every k-th sample, plus the last.
-        let step = (n / 400).max(1);
-        let mut points: Vec<(f64, f64)> = (0..n)
-            .step_by(step)
-            .map(|k| (x_of(us(latencies[k])), y_of((k + 1) as f64 / n as f64)))
+        // 400 points, evenly spread over the (tail-stretched) fraction axis.
+        let points: Vec<(f64, f64)> = (0..=400)
+            .map(|step| {
+                let f = 1.0 - 10f64.powf(-TAIL_DECADES * f64::from(step) / 400.0);
+                let rank = ((f * n as f64).ceil() as usize).clamp(1, n);
+                (x_of(us(latencies[rank - 1])), y_of(rank as f64 / n as f64))
+            })
             .collect();
-        points.push((x_of(us(latencies[n - 1])), y_of(1.0)));
         frame.line(&points, COLOURS[i % COLOURS.len()], false);
         frame.legend(i, label);
     }
@@ -264,7 +275,7 @@ pub fn sweep_svg(param: &str, values: &[&str], rows: &[Report]) -> String {
         frame.text(x_of(i), y1 + 16.0, "middle", value);
     }
     frame.text((x0 + x1) / 2.0, HEIGHT - 12.0, "middle", param);
-    frame.text(14.0, y0 - 10.0, "start", "p99 latency, log scale");
+    frame.text(8.0, y0 - 10.0, "start", "p99 latency, log scale");
     for (i, (label, p99s)) in series.iter().enumerate() {
         let points: Vec<(f64, f64)> = p99s
             .iter()
