@@ -45,6 +45,7 @@
 
 mod error;
 mod host;
+mod model;
 mod report;
 mod rng;
 mod run;
@@ -53,10 +54,8 @@ mod time;
 mod workload;
 
 pub use error::HostError;
-pub use host::{
-    call_at, call_from_thread_at, now, Host, HostModel, HostStats, Stopped, DEFAULT_RETURN_COST,
-    TOKIO_TIMER_RESOLUTION,
-};
+pub use host::{call_at, call_from_thread_at, now, Host, HostStats, Stopped};
+pub use model::{HostModel, DEFAULT_RETURN_COST, TOKIO_TIMER_RESOLUTION};
 pub use report::{ClassReport, Percentiles, QueueReport, Report};
 pub use rng::Rng;
 pub use run::simulate;
