@@ -117,3 +117,109 @@ fn a_long_poll_is_never_cut_so_the_split_is_only_as_fine_as_the_polls() {
     let share = last[0].as_secs_f64() / (last[0] + last[1]).as_secs_f64();
     assert!((share - 0.75).abs() < 0.005, "share {share}");
 }
+
+/// Whether each queue's tasks run, and the wakers of those that wait to.
+struct Phases {
+    active: Vec<std::cell::Cell<bool>>,
+    parked: RefCell<Vec<std::task::Waker>>,
+}
+
+/// Waits until queue `q` is active again.
+fn resumed(phases: &Rc<Phases>, q: usize) -> impl std::future::Future<Output = ()> {
+    let phases = phases.clone();
+    std::future::poll_fn(move |cx| {
+        if phases.active[q].get() {
+            std::task::Poll::Ready(())
+        } else {
+            phases.parked.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        }
+    })
+}
+
+#[test]
+fn queues_that_idle_come_back_without_banked_credit() {
+    // benches/fairness: weights 1:2:4:8, two 10 µs tasks per queue; w8 idles, then
+    // w1 and w2 idle while w8 returns, then all run again.
+    let weights = [1u32, 2, 4, 8];
+    let plan: [[bool; 4]; 4] = [
+        [true; 4],
+        [true, true, true, false],
+        [false, false, true, true],
+        [true; 4],
+    ];
+    let phase_len = Duration::from_millis(250);
+    let host = Host::new(HostModel::tokio()).unwrap();
+    let mut builder = ExecutorBuilder::new();
+    for (q, &w) in weights.iter().enumerate() {
+        builder = builder.with_queue(q, w);
+    }
+    let executor = builder.build().unwrap();
+    let phases = Rc::new(Phases {
+        active: (0..4).map(|_| std::cell::Cell::new(true)).collect(),
+        parked: RefCell::new(Vec::new()),
+    });
+    for q in 0..4 {
+        for _ in 0..2 {
+            let p = phases.clone();
+            executor.queue(q).unwrap().spawn(async move {
+                loop {
+                    resumed(&p, q).await;
+                    sim::cpu(10 * US).await;
+                    yield_maybe().await;
+                }
+            });
+        }
+    }
+    let marks: Rc<RefCell<Vec<Vec<Duration>>>> = Rc::default();
+    for (i, next) in plan
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(Some)
+        .chain([None])
+        .enumerate()
+    {
+        let (ex, p, m) = (executor.clone(), phases.clone(), marks.clone());
+        let next = next.map(|(_, active)| *active);
+        sim::call_at(phase_len * (i as u32 + 1), move || {
+            m.borrow_mut().push(
+                (0..4)
+                    .map(|q| ex.queue_stats(q).unwrap().service_time)
+                    .collect(),
+            );
+            if let Some(active) = next {
+                for (q, on) in active.iter().enumerate() {
+                    p.active[q].set(*on);
+                }
+                for waker in p.parked.borrow_mut().drain(..) {
+                    waker.wake();
+                }
+            }
+        })
+        .unwrap();
+    }
+    let _ = host.run(executor.run(), phase_len * 4 + Duration::from_millis(1));
+    let marks = marks.borrow();
+    assert_eq!(marks.len(), 4);
+    let zero = vec![Duration::ZERO; 4];
+    for (i, active) in plan.iter().enumerate() {
+        let before = if i == 0 { &zero } else { &marks[i - 1] };
+        let got: Vec<Duration> = (0..4).map(|q| marks[i][q] - before[q]).collect();
+        let total: Duration = got.iter().sum();
+        let weight_sum: u32 = (0..4).filter(|&q| active[q]).map(|q| weights[q]).sum();
+        for q in 0..4 {
+            let due = if active[q] {
+                f64::from(weights[q]) / f64::from(weight_sum)
+            } else {
+                0.0
+            };
+            let share = got[q].as_secs_f64() / total.as_secs_f64();
+            assert!(
+                (share - due).abs() < 0.005,
+                "phase {i}, queue of weight {}: {share:.4} vs {due:.4}",
+                weights[q]
+            );
+        }
+    }
+}
