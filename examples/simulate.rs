@@ -190,6 +190,11 @@ fn main() -> ExitCode {
             );
         }
         say!("{}: {report}", args.file.display());
+        // On stderr: stdout is the same, byte for byte, for the same file and seed.
+        eprintln!(
+            "simulated in {:.3} s of wall time",
+            report.wall.as_secs_f64()
+        );
         write_svg(
             &args.out,
             &format!("{stem}.svg"),
@@ -218,6 +223,8 @@ fn main() -> ExitCode {
         workload.duration().as_secs_f64() * 1e3
     );
     print_sweep(param, values, &rows);
+    let wall: std::time::Duration = rows.iter().map(|r| r.wall).sum();
+    eprintln!("simulated in {:.3} s of wall time", wall.as_secs_f64());
     let labels: Vec<&str> = values.iter().map(String::as_str).collect();
     let name = format!("{stem}-sweep-{}.svg", param.replace('.', "_"));
     write_svg(&args.out, &name, &sweep_svg(param, &labels, &rows));

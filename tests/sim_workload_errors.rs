@@ -99,6 +99,23 @@ fn top_level_numbers_are_checked() {
     assert_eq!((line, field.as_deref()), (2, Some("warmup_ms")));
     let (_, _, message) = invalid("duration_ms = 1\n");
     assert!(message.contains("queue"), "{message}");
+    let (_, field, _) = invalid(&GOOD.replace("duration_ms = 100", "duration_ms = 1e12"));
+    assert_eq!(field.as_deref(), Some("duration_ms"));
+}
+
+#[test]
+fn sizes_that_would_exhaust_memory_are_refused() {
+    let (line, _, message) = invalid(&GOOD.replace("rate_per_s = 1000", "rate_per_s = 1e12"));
+    assert_eq!(line, 7, "{message}");
+    assert!(message.contains("rate_per_s"), "{message}");
+    let busy = GOOD.replace(
+        "{ kind = \"poisson\", rate_per_s = 1000 }",
+        "{ kind = \"busy\", tasks = 4000000000 }",
+    );
+    let (_, _, message) = invalid(&format!("{busy}between = \"yield_now\"\n"));
+    assert!(message.contains("tasks"), "{message}");
+    let (_, _, message) = invalid(&format!("{GOOD}segments = [1, 2000000]\n"));
+    assert!(message.contains("segments"), "{message}");
 }
 
 #[test]

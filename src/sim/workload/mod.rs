@@ -192,6 +192,10 @@ pub(crate) fn ms(v: f64) -> Duration {
     us(v * 1e3)
 }
 
+/// Longest run: an hour of virtual time (a busy workload simulates about 300× faster
+/// than real time, so this is minutes of wall time, not days).
+const MAX_MS: f64 = 3_600_000.0;
+
 /// A TOML error as a `WorkloadError::Invalid`.
 fn invalid(text: &str, e: &toml::de::Error) -> WorkloadError {
     let start = e.span().map_or(0, |s| s.start);
@@ -218,10 +222,13 @@ fn check(text: &str, spec: &WorkloadSpec) -> Result<(), WorkloadError> {
             message,
         }
     };
-    if !(spec.duration_ms.is_finite() && spec.duration_ms > 0.0) {
+    if !(spec.duration_ms.is_finite() && spec.duration_ms > 0.0 && spec.duration_ms <= MAX_MS) {
         return Err(at_key(
             "duration_ms",
-            format!("must be a finite number > 0, not {}", spec.duration_ms),
+            format!(
+                "must be a number > 0 and at most {MAX_MS} (an hour of virtual time), not {}",
+                spec.duration_ms
+            ),
         ));
     }
     if !(spec.warmup_ms.is_finite() && spec.warmup_ms >= 0.0 && spec.warmup_ms < spec.duration_ms) {

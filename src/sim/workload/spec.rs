@@ -206,6 +206,7 @@ impl TryFrom<CountSpec> for Count {
             CountSpec::Fixed(n) => (n, n),
             CountSpec::Range([min, max]) => (min, max),
         };
+        at_most("segments", max)?;
         if min == 0 || min > max {
             return Err(format!(
                 "`segments` must be >= 1, and a range [min, max] with min <= max (got {min}..{max})"
@@ -213,6 +214,22 @@ impl TryFrom<CountSpec> for Count {
         }
         Ok(Count { min, max })
     }
+}
+
+/// Most tasks a class may start at once (busy tasks, clients, a burst), and most CPU
+/// segments per task: far above any workload we simulate, low enough that a typo
+/// cannot exhaust memory before the run starts.
+pub(crate) const MAX_COUNT: u32 = 1_000_000;
+
+/// Highest open-loop rate: one arrival every 100 ns, ten times what one executor
+/// thread can spawn.
+pub(crate) const MAX_RATE_PER_S: f64 = 1e7;
+
+fn at_most(name: &str, value: u32) -> Result<u32, String> {
+    if value > MAX_COUNT {
+        return Err(format!("`{name}` must be at most {MAX_COUNT}, not {value}"));
+    }
+    Ok(value)
 }
 
 fn one() -> Count {
@@ -277,9 +294,15 @@ impl TryFrom<ClassFields> for ClassSpec {
         match c.arrival {
             Arrival::Poisson { rate_per_s } | Arrival::Constant { rate_per_s } => {
                 positive("rate_per_s", rate_per_s).map_err(within)?;
+                if rate_per_s > MAX_RATE_PER_S {
+                    return Err(within(format!(
+                        "`rate_per_s` must be at most {MAX_RATE_PER_S}, not {rate_per_s}"
+                    )));
+                }
             }
             Arrival::Bursts { every_ms, size } => {
                 positive("every_ms", every_ms).map_err(within)?;
+                at_most("size", size).map_err(within)?;
                 if size == 0 {
                     return Err(within("`size` must be >= 1".into()));
                 }
@@ -290,7 +313,12 @@ impl TryFrom<ClassFields> for ClassSpec {
             Arrival::Busy { tasks: 0 } => {
                 return Err(within("`tasks` must be >= 1".into()));
             }
-            Arrival::Closed { .. } | Arrival::Busy { .. } => {}
+            Arrival::Closed { clients, .. } => {
+                at_most("clients", clients).map_err(within)?;
+            }
+            Arrival::Busy { tasks } => {
+                at_most("tasks", tasks).map_err(within)?;
+            }
         }
         non_negative("start_ms", c.start_ms).map_err(within)?;
         if let Some(stop) = c.stop_ms {
