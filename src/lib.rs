@@ -106,6 +106,7 @@
 //! | `pool` | yes | [`pool`]: N shard threads, each running one executor inside its own host runtime, optionally pinned to a CPU |
 //! | `metrics` | no | export queue and executor stats through the `metrics` facade (module `observe`) |
 //! | `tracing` | no | a `tracing` span (level `TRACE`) around every task poll (module `observe`) |
+//! | `sim` | no | [`sim`]: the real executor on a virtual clock inside a virtual host, and workload files to run on it |
 //!
 //! Without `tokio`, the executor still runs inside tokio, but with a plain self-wake
 //! at each driver yield and no view of tokio's budget; a pool then needs another
@@ -170,6 +171,9 @@ mod builder;
 mod executor;
 #[cfg(feature = "pool")]
 pub mod pool;
+// The simulator drives the whole executor from above:
+#[cfg(feature = "sim")]
+pub mod sim;
 
 #[cfg(test)]
 mod miri_tests;

@@ -30,6 +30,7 @@ const LAYERS: &[&[&str]] = &[
     &["executor"],
     &["builder"],
     &["pool"],
+    &["sim"],
 ];
 
 /// Files left out: the crate root (re-exports only) and test-only modules.
