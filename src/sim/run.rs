@@ -2,6 +2,7 @@
 //! tasks arriving as the file says; every task's arrival, first poll and end recorded.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -278,9 +279,8 @@ fn send(class: &Rc<ClassRt>, arrival_ns: u64, client: Option<Rc<RefCell<Rng>>>) 
     match class.spec.source {
         Source::Host => drop(class.handle().spawn(task)),
         Source::Thread => {
-            let task = OnThisThread(Box::pin(task));
             // Detached, as a dispatcher would; an error means the executor shut down.
-            let _ = class.remote.spawn(class.queue_index, task);
+            let _ = class.remote.spawn(class.queue_index, Relay::new(task));
         }
     }
 }
@@ -297,24 +297,58 @@ fn arrive_at(
     }
 }
 
-/// A task that another (simulated) thread sends through a `RemoteSpawner`, which
-/// wants `Send` futures. It is made, sent, polled and dropped on this one thread.
-struct OnThisThread(Pin<Box<dyn Future<Output = ()>>>);
+/// A task of a `source = "thread"` class while it crosses the `RemoteSpawner`.
+type RelayedTask = Pin<Box<dyn Future<Output = ()>>>;
 
-// SAFETY: an `OnThisThread` never leaves the thread that made it. It is made in
-// `send`, on the simulation's thread, and handed to the `RemoteSpawner` of an
-// executor of that same thread (`ClassRt::remote`, held in an `Rc`, so the spawner
-// itself never leaves the thread either); the spawner's job, which owns the future,
-// is run — or dropped — by that executor, on its own thread (an `Executor` is
-// `!Send`). So the `!Send` parts inside (`Rc`s of the class) are only ever touched
-// on the thread that created them.
-unsafe impl Send for OnThisThread {}
+thread_local! {
+    /// The tasks of `source = "thread"` classes on their way through a
+    /// `RemoteSpawner`, by key: the spawner wants a `Send` future, so what crosses it
+    /// is a [`Relay`] holding only the key, and the task itself stays on this thread.
+    static RELAYED: RefCell<HashMap<u64, RelayedTask>> =
+        RefCell::new(HashMap::new());
+    static NEXT_RELAY: Cell<u64> = const { Cell::new(0) };
+}
 
-impl Future for OnThisThread {
+/// The `Send` stand-in for a task sent from another (simulated) thread: polls the task
+/// it names in [`RELAYED`], on the executor's thread, which is the simulation's.
+struct Relay(u64);
+
+impl Relay {
+    fn new(task: impl Future<Output = ()> + 'static) -> Self {
+        let key = NEXT_RELAY.with(|next| {
+            let key = next.get();
+            next.set(key + 1);
+            key
+        });
+        RELAYED.with(|tasks| tasks.borrow_mut().insert(key, Box::pin(task)));
+        Relay(key)
+    }
+}
+
+impl Future for Relay {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Out of the table while it runs: the task may send others meanwhile.
+        let Some(mut task) = RELAYED.with(|tasks| tasks.borrow_mut().remove(&self.0)) else {
+            return Poll::Ready(());
+        };
+        let poll = task.as_mut().poll(cx);
+        if poll.is_pending() {
+            RELAYED.with(|tasks| tasks.borrow_mut().insert(self.0, task));
+        }
+        poll
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // A cancelled relay drops its task here (outside the table's borrow).
+        let task = RELAYED
+            .try_with(|tasks| tasks.borrow_mut().remove(&self.0))
+            .ok()
+            .flatten();
+        drop(task);
     }
 }
 
