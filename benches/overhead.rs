@@ -188,19 +188,6 @@ fn tokio_rt() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// glommio's own runtime on this thread; `Err` says why it cannot start here.
-#[cfg(all(target_os = "linux", not(any(loom, miri))))]
-fn glommio_executor() -> Result<glommio::LocalExecutor, String> {
-    glommio::LocalExecutorBuilder::default()
-        .make()
-        .map_err(|e| format!("glommio cannot start here (io_uring or locked memory): {e}"))
-}
-
-#[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
-fn glommio_executor() -> Result<(), String> {
-    Err("glommio is a dev-dependency on Linux only".to_string())
-}
-
 /// Builds the host (and executor) for `host`, then drives `body(spawner)` on it; the
 /// body times itself.
 fn on_host<F, Fut>(host: Host, body: F) -> Duration
@@ -220,7 +207,7 @@ where
         }
         #[cfg(all(target_os = "linux", not(any(loom, miri))))]
         Host::Glommio => {
-            let ex = glommio_executor().expect("probed in main");
+            let ex = common::glommio_executor().expect("probed in main");
             ex.run(body(Spawner::Glommio))
         }
         #[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
@@ -418,7 +405,7 @@ fn main() {
     // Probed only when glommio runs: starting it sets up io_uring and locked memory,
     // which would otherwise change the process the other rows run in.
     let wants_glommio = hosts.iter().any(|h| h.0 == Host::Glommio);
-    if let (true, Err(reason)) = (wants_glommio, glommio_executor().map(drop)) {
+    if let (true, Err(reason)) = (wants_glommio, common::glommio_executor().map(drop)) {
         println!("SKIPPED glommio row: {reason}");
         hosts.retain(|h| h.0 != Host::Glommio);
         if hosts.is_empty() {

@@ -22,6 +22,9 @@
 //! `OVH_TASKS` (default 50000), `OVH_ITERS` (yields per task, default 5),
 //! `OVH_ROUNDS` (default 15). With one configuration named, only it runs (for profilers).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -107,22 +110,9 @@ fn run_tokio_lean(p: Params, kind: Yield) -> Duration {
     })
 }
 
-/// glommio's own runtime on this thread; `Err` says why it cannot start here.
-#[cfg(all(target_os = "linux", not(any(loom, miri))))]
-fn glommio_executor() -> Result<glommio::LocalExecutor, String> {
-    glommio::LocalExecutorBuilder::default()
-        .make()
-        .map_err(|e| format!("glommio cannot start here (io_uring or locked memory): {e}"))
-}
-
-#[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
-fn glommio_executor() -> Result<std::convert::Infallible, String> {
-    Err("glommio runs on Linux only".to_string())
-}
-
 #[cfg(all(target_os = "linux", not(any(loom, miri))))]
 fn run_glommio(p: Params) -> Duration {
-    let executor = glommio_executor().expect("probed in main");
+    let executor = common::glommio_executor().expect("probed in main");
     executor.run(async move {
         let start = Instant::now();
         let handles: Vec<_> = (0..p.tasks)
@@ -270,13 +260,6 @@ fn measured(c: &Config, p: Params) -> Duration {
     (c.run)(p)
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
@@ -318,24 +301,13 @@ fn print_table(title: &str, configs: &[Config], medians: &[Duration], p: Params)
     }
 }
 
-fn keep_heap() {
-    // SAFETY: mallopt only changes glibc allocator tunables; called before any
-    // other thread exists.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
-    }
-}
-
 fn main() {
-    keep_heap();
+    common::keep_heap();
     let p = Params {
-        tasks: env_usize("OVH_TASKS", 50_000),
-        iters: env_usize("OVH_ITERS", 5),
+        tasks: common::env_usize("OVH_TASKS", 50_000),
+        iters: common::env_usize("OVH_ITERS", 5),
     };
-    let rounds = env_usize("OVH_ROUNDS", 15).max(1);
+    let rounds = common::env_usize("OVH_ROUNDS", 15).max(1);
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -345,7 +317,7 @@ fn main() {
     // which would otherwise change the process the other configurations run in.
     let glommio = match only.first() {
         Some(arg) if arg != "glommio" => Err("not asked for".to_string()),
-        _ => glommio_executor().map(drop),
+        _ => common::glommio_executor().map(drop),
     };
     if let Some(arg) = only.first() {
         let all = TOKIO_YIELD.iter().chain(NEUTRAL_YIELD);

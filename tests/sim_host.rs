@@ -3,6 +3,8 @@
 //! each return costs the model's return cost, and an idle loop jumps to the next event.
 #![cfg(feature = "sim")]
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -11,18 +13,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use clockworker::sim::{self, Host, HostError, HostModel, Stopped};
-use clockworker::{yield_maybe, yield_now, ExecutorBuilder};
-
-const US: Duration = Duration::from_micros(1);
-
-/// A task that keeps the loop busy: `chunk` of CPU, then `yield_maybe`, forever (it
-/// gives the thread back only when the driver yield or its slice is due).
-async fn busy(chunk: Duration) {
-    loop {
-        sim::cpu(chunk).await;
-        yield_maybe().await;
-    }
-}
+use clockworker::{yield_now, ExecutorBuilder};
+use common::sim_work::{busy, US};
 
 /// A task that keeps the loop busy in polls of `chunk` each (`yield_now` after each).
 async fn busy_polls(chunk: Duration) {

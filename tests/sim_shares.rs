@@ -3,21 +3,15 @@
 //! test cannot flake.
 #![cfg(feature = "sim")]
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use clockworker::sim::{self, Host, HostModel};
 use clockworker::{yield_maybe, ExecutorBuilder};
-
-const US: Duration = Duration::from_micros(1);
-
-async fn busy(chunk: Duration) {
-    loop {
-        sim::cpu(chunk).await;
-        yield_maybe().await;
-    }
-}
+use common::sim_work::{busy, US};
 
 /// Runs always-busy queues of `weights` (two tasks each, `chunk` polls) for `span` of
 /// virtual time; returns every queue's service time at each `every` checkpoint.

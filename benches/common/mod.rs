@@ -12,6 +12,24 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------
+// glommio, the speed anchor
+
+/// A glommio executor for this thread (its own io_uring runtime), or why it cannot
+/// start here: benches print the reason and skip glommio's row.
+#[cfg(all(target_os = "linux", not(any(loom, miri))))]
+pub fn glommio_executor() -> Result<glommio::LocalExecutor, String> {
+    glommio::LocalExecutorBuilder::default()
+        .make()
+        .map_err(|e| format!("glommio cannot start here (io_uring or locked memory): {e}"))
+}
+
+/// glommio is a dev-dependency on Linux only.
+#[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
+pub fn glommio_executor() -> Result<std::convert::Infallible, String> {
+    Err("glommio is a dev-dependency on Linux only".to_string())
+}
+
+// ---------------------------------------------------------------------------------
 // Quick mode
 
 /// True when `CW_BENCH_QUICK` is set to anything but `0` or the empty string: CI runs

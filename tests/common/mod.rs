@@ -4,6 +4,9 @@
 //! Every test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+#[cfg(feature = "sim")]
+pub mod sim_work;
+
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
