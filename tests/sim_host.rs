@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use clockworker::sim::{self, Host, HostError, HostModel, Stopped};
-use clockworker::{yield_now, ExecutorBuilder};
+use clockworker::{yield_now, Executor, ExecutorBuilder};
 use common::sim_work::{busy, US};
 
 /// A task that keeps the loop busy in polls of `chunk` each (`yield_now` after each).
@@ -34,6 +34,18 @@ fn wake_time(model: HostModel, d: Duration) -> Duration {
     });
     let woke = host.run(executor.run_until(task), Duration::from_secs(10));
     woke.unwrap().unwrap()
+}
+
+/// A host with fine-grained timers and, on it, an executor of one queue that returns
+/// to the host every `driver_yield`.
+fn fine_host_and_executor(driver_yield: Duration) -> (Host, Rc<Executor<u8>>) {
+    let host = Host::new(HostModel::fine()).unwrap();
+    let executor = ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .with_driver_yield(driver_yield)
+        .build()
+        .unwrap();
+    (host, executor)
 }
 
 #[test]
@@ -69,13 +81,8 @@ fn timers_fire_at_the_hosts_resolution() {
 
 #[test]
 fn timers_reach_a_busy_loop_only_when_it_returns_to_the_host() {
-    let host = Host::new(HostModel::fine()).unwrap();
     let driver_yield = 500 * US;
-    let executor = ExecutorBuilder::new()
-        .with_queue(0u8, 1)
-        .with_driver_yield(driver_yield)
-        .build()
-        .unwrap();
+    let (host, executor) = fine_host_and_executor(driver_yield);
     let queue = executor.queue(0).unwrap();
     let sleeper = queue.spawn(async {
         sim::sleep(10 * US).await;
@@ -95,12 +102,7 @@ fn timers_reach_a_busy_loop_only_when_it_returns_to_the_host() {
 
 #[test]
 fn arrivals_reach_a_busy_loop_only_when_it_returns_to_the_host() {
-    let host = Host::new(HostModel::fine()).unwrap();
-    let executor = ExecutorBuilder::new()
-        .with_queue(0u8, 1)
-        .with_driver_yield(300 * US)
-        .build()
-        .unwrap();
+    let (host, executor) = fine_host_and_executor(300 * US);
     let queue = executor.queue(0).unwrap();
     queue.spawn(busy_polls(50 * US));
     let seen = Rc::new(Cell::new(None));
@@ -237,12 +239,7 @@ fn another_threads_spawn_is_seen_at_the_next_poll_boundary() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
-    let host = Host::new(HostModel::fine()).unwrap();
-    let executor = ExecutorBuilder::new()
-        .with_queue(0u8, 1)
-        .with_driver_yield(300 * US)
-        .build()
-        .unwrap();
+    let (host, executor) = fine_host_and_executor(300 * US);
     executor.queue(0).unwrap().spawn(busy_polls(50 * US));
     let polled_at = Arc::new(AtomicU64::new(0));
     let (remote, p) = (executor.remote(), polled_at.clone());
