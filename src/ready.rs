@@ -252,7 +252,8 @@ impl Ready {
     }
 
     /// Gives back the spare memory of empty built-in queues (see
-    /// `QueueScheduler::release_spare`). Called when the run loop parks.
+    /// `QueueScheduler::release_spare`). Called when the run loop parks or its
+    /// `run_until` future completes.
     pub(crate) fn release_spare(&mut self) {
         for queue in &mut self.queues {
             queue.release_spare();

@@ -121,7 +121,8 @@ impl Default for LAS {
 }
 
 impl LAS {
-    /// See `QueueScheduler::release_spare`; each bucket keeps its share of the slots.
+    /// See `QueueScheduler::release_spare`; each service bucket is trimmed as a queue
+    /// of its own.
     pub(crate) fn release_spare(&mut self) {
         for bucket in &mut self.buckets {
             if let Some(keep) = super::spare_to_keep(bucket.len(), bucket.capacity()) {

@@ -265,6 +265,25 @@ pub(crate) fn spare_to_keep(len: usize, capacity: usize) -> Option<usize> {
     (capacity > floor.saturating_mul(4)).then(|| SPARE_SLOTS_KEPT.max(len.saturating_mul(2)))
 }
 
+#[cfg(test)]
+mod spare_tests {
+    use super::{spare_to_keep, SPARE_SLOTS_KEPT as KEPT};
+
+    #[test]
+    fn queues_shrink_only_when_four_times_too_big_and_keep_twice_their_length() {
+        assert_eq!(spare_to_keep(0, 100_000), Some(KEPT));
+        assert_eq!(
+            spare_to_keep(0, 4 * KEPT),
+            None,
+            "small queues keep their slots"
+        );
+        assert_eq!(spare_to_keep(10, 4 * KEPT + 1), Some(KEPT));
+        assert_eq!(spare_to_keep(3_000, 12_000), None, "not four times too big");
+        assert_eq!(spare_to_keep(3_000, 12_001), Some(6_000));
+        assert_eq!(spare_to_keep(usize::MAX, usize::MAX), None);
+    }
+}
+
 /// The scheduler of one queue: built-ins dispatched statically, user policies boxed.
 pub(crate) enum QueueScheduler {
     RunnableFifo(RunnableFifo),

@@ -80,3 +80,39 @@ impl Scheduler for RunnableFifo {
         self.ready.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::test_support::ready_task;
+    use crate::scheduler::SPARE_SLOTS_KEPT;
+
+    /// After a burst, an emptied queue gives back all but `SPARE_SLOTS_KEPT` slots;
+    /// a queue that still holds most of its burst keeps its memory.
+    #[test]
+    fn an_emptied_queue_gives_back_its_burst_capacity() {
+        let mut fifo = RunnableFifo::new();
+        for arrival in 0..20_000 {
+            fifo.push(ready_task(arrival, None, 0));
+        }
+        let full = fifo.ready.capacity();
+        fifo.release_spare();
+        assert_eq!(fifo.ready.capacity(), full, "a full queue keeps its slots");
+        while fifo.len() > 10 {
+            drop(fifo.pop());
+        }
+        fifo.release_spare();
+        assert!(fifo.ready.capacity() >= 10);
+        assert!(
+            fifo.ready.capacity() < 2 * SPARE_SLOTS_KEPT,
+            "kept {} slots for 10 tasks",
+            fifo.ready.capacity()
+        );
+        let order: Vec<u64> = std::iter::from_fn(|| fifo.pop().map(|t| t.arrival())).collect();
+        assert_eq!(
+            order,
+            (19_990..20_000).collect::<Vec<_>>(),
+            "tasks kept, in order"
+        );
+    }
+}
