@@ -3,11 +3,12 @@
 //! their futures.
 //!
 //! A slot is an `Option<Waker>`: 16 bytes (the `None` is the waker's null vtable
-//! niche), where a `slab::Slab<Waker>` entry takes 24. Slots live in fixed chunks that
-//! never move, so growing the registry never copies it (a doubling `Vec` copies every
-//! waker inside one unlucky spawn: 16 MiB at a million tasks) and the spare capacity is
-//! at most one chunk. A freed key goes on a free list and is reused first. Keys are
-//! `u32`, so they share a word with the queue index in the task's metadata.
+//! niche). Slots live in fixed chunks of 256 that never move, so growing the registry
+//! never copies it (the `slab::Slab<Waker>` this replaced doubles its `Vec`, copying
+//! every waker inside one unlucky spawn, 16 MiB at a million tasks, and keeps up to
+//! half its capacity spare: 16.8 bytes per task at a million, against 16.03 here). A
+//! freed key goes on a free list and is reused first. Keys are `u32`, so they share a
+//! word with the queue index in the task's metadata.
 
 use std::task::Waker;
 
