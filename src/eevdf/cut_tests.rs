@@ -130,3 +130,28 @@ fn shares_hold_when_cuts_end_slices() {
     assert!(share(3) < 53.333 + 0.1, "{}", share(3));
     assert!(worst_others < 0.1, "{worst_others} pp");
 }
+
+/// A debtor with no ready work is nobody to cut for: at the pick, only *active*
+/// queues that are not eligible arm a cut. Queue 0 (weight 8) serves its slice and
+/// runs dry, staying a delayed member in debt with the earlier deadline; queues 1 and
+/// 2 are picked in turn and must run their whole slice (queue 0 arms its cut when it
+/// has work again, see `returning_debtor_is_weighed_once_repaid`).
+#[test]
+fn a_debtor_without_ready_work_arms_no_cut() {
+    let mut e = Eevdf::new(&[8, 1, 1], 2 * MS, 100 * US);
+    for q in 0..3 {
+        e.enqueue(q);
+    }
+    let p = e.pick().unwrap();
+    assert_eq!(p.queue, 0);
+    e.charge(p.slice_ns);
+    e.finish(false);
+    assert!(e.lag_ns(0) < 0, "queue 0 stays a member in debt");
+    assert!(!e.is_runnable(0));
+    let p = e.pick().unwrap();
+    assert_ne!(p.queue, 0);
+    assert!(
+        !e.cut_due(u64::MAX / 2),
+        "a cut armed for queue 0, which has nothing to run"
+    );
+}
