@@ -120,6 +120,38 @@ fn a_latency_queue_with_parked_tasks_shortens_the_turns_whatever_its_weight() {
     );
 }
 
+#[test]
+fn a_queue_is_not_outranked_by_its_own_parked_tasks() {
+    let _watchdog = common::watchdog();
+    // Fg (weight 8) busy with a task of its own parked, Bg (weight 4) without tasks:
+    // nothing outranks the running Fg slice, so turns last `driver_yield` (~5
+    // returns in 200 ms); counting the slice as Bg's would make them HOST_POLL short.
+    let executor = ExecutorBuilder::new()
+        .with_queue(Q::Fg, 8)
+        .with_queue(Q::Bg, 4)
+        .with_driver_yield(DRIVER_YIELD)
+        .with_host_poll_interval(HOST_POLL)
+        .build()
+        .unwrap();
+    let fg = executor.queue(Q::Fg).unwrap();
+    let parked = fg.spawn(pending::<()>());
+    runtime()
+        .block_on(executor.run_until(fg.spawn(async {
+            let start = Instant::now();
+            while start.elapsed() < BUSY_FOR {
+                spin(CHUNK);
+                yield_maybe().await;
+            }
+        })))
+        .unwrap();
+    parked.abort();
+    let returns = executor.stats().driver_yields;
+    assert!(
+        returns <= 15,
+        "{returns} returns although only Fg's own task waits"
+    );
+}
+
 /// Fg task `writer` writes a byte to a socket whose other end Fg task `reader` waits
 /// on, then ends; Bg tasks are ready throughout, in chunks of 2 ms with `yield_maybe`
 /// between them. Returns the events in order: "write", "read", and one "bg" per chunk.
