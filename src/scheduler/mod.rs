@@ -363,6 +363,41 @@ mod tests {
         assert!(!queue.needs_timing() && !queue.wants_reports());
     }
 
+    /// A user scheduler that asks for timing gets the executor's poll reports; one
+    /// that does not, none (`provided_methods_default_to_len_and_no_timing`).
+    #[test]
+    fn a_timed_user_scheduler_receives_the_reports() {
+        struct Timed(Lifo, std::rc::Rc<std::cell::Cell<u32>>);
+        impl Scheduler for Timed {
+            fn push(&mut self, task: ReadyTask) {
+                self.0.push(task)
+            }
+            fn pop(&mut self) -> Option<ReadyTask> {
+                self.0.pop()
+            }
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            fn needs_timing(&self) -> bool {
+                true
+            }
+            fn observe(&mut self, _report: &PollReport) {
+                self.1.set(self.1.get() + 1);
+            }
+        }
+        let reports = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut queue = QueueScheduler::from_user(Timed(Lifo::default(), reports.clone()));
+        assert!(queue.needs_timing() && queue.wants_reports());
+        let report = PollReport {
+            group: None,
+            arrival: 0,
+            duration: Duration::from_micros(1),
+            finished: false,
+        };
+        queue.observe(&report);
+        assert_eq!(reports.get(), 1);
+    }
+
     /// The built-ins are recognised and dispatched statically; each answers for
     /// itself whether it needs timing and counts service per burst.
     #[test]
