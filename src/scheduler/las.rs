@@ -358,6 +358,8 @@ mod tests {
         }
         // Filed first with no one ahead (n = 0): within GUARD × 1 pops.
         assert!(pops <= GUARD, "heavy task served after {pops} pops");
+        // 1 + pops pushed, pops popped (the last by the guard): one task left.
+        assert_eq!(las.len(), 1, "len after a guard pop");
     }
 
     /// `LAS::new()` (and `Default`) come with the default guard: under sustained
