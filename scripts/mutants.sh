@@ -12,9 +12,20 @@
 #                           set it to keep builds out of the source tree
 #        MUTANTS_JOBS       parallel builds (default 1: 2-core machines)
 #        MUTANTS_TIMEOUT    seconds per test run before a mutant counts as timed out
-#                           (default 120; the suite itself takes ~30 s). Tests also
+#                           (default 120; the suite itself takes ~15 s). Tests also
 #                           carry their own watchdog (tests/common), so a mutant that
 #                           loses a wake fails in 30 s instead of timing out.
+#        MUTANTS_TESTS      the test targets built and run per mutant (default
+#                           "--lib --tests"); "--lib" alone builds one binary instead
+#                           of ~40, for a first pass over a module the library's unit
+#                           tests cover (src/eevdf): then re-run with the default and
+#                           --iterate, which retries only what the first pass missed.
+#        MUTANTS_OUT        where mutants.out/ goes (default target/mutants)
+#
+# Speed (docs/TESTING.md has the figures): every mutant is built with the `mutants`
+# profile (no debug info), linked with mold when it is installed (Debian: `apt-get
+# install mold`), and only the test targets are built: a plain `cargo test --no-run`,
+# cargo-mutants' build step, would also build the eleven examples.
 # Needs: cargo install --locked cargo-mutants
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,12 +55,33 @@ done
 
 # The tests that can see these modules: the library's unit tests and the integration
 # tests (doc tests are left out: they add minutes per mutant and duplicate the
-# integration tests). Default features, as a user builds it.
+# integration tests). Default features, as a user builds it. `--cargo-arg` reaches
+# the build step as well as the test step; arguments after `--` reach only the test.
+read -r -a tests <<<"${MUTANTS_TESTS:---lib --tests}"
+cargo_args=()
+for t in "${tests[@]}"; do
+    cargo_args+=(--cargo-arg="$t")
+done
+
+# A mutant that loses a wake fails at the tests' watchdog (tests/common, the library's
+# miri_tests) after this many seconds instead of the default 30: no test needs more
+# than a few seconds. A failing proptest would shrink its input for seconds, which
+# tells a mutation run nothing: no shrinking.
+export CLOCKWORKER_TEST_TIMEOUT="${CLOCKWORKER_TEST_TIMEOUT:-10}"
+export PROPTEST_MAX_SHRINK_ITERS="${PROPTEST_MAX_SHRINK_ITERS:-0}"
+
+# mold links the test binaries several times faster than the default linker; only
+# for this script's builds (the profile's own target directory keeps them apart).
+if command -v mold >/dev/null 2>&1; then
+    export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C link-arg=-fuse-ld=mold"
+fi
+
 exec cargo mutants \
     "${scope[@]}" \
     --jobs "${MUTANTS_JOBS:-1}" \
     --timeout "${MUTANTS_TIMEOUT:-120}" \
     --test-tool cargo \
+    --profile mutants \
+    "${cargo_args[@]}" \
     --output "${MUTANTS_OUT:-target/mutants}" \
-    "$@" \
-    -- --lib --tests
+    "$@"

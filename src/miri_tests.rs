@@ -26,8 +26,10 @@ use crate::{spawn, yield_now, Executor, ExecutorBuilder, JoinError, JoinHandle};
 /// Fails the test binary, naming the test, if the calling test is still running after
 /// 30 s (10 min under Miri): a lost wake then fails instead of hanging the run. The
 /// same guard as `tests/common`'s `watchdog`; `CLOCKWORKER_TEST_TIMEOUT` (seconds)
-/// overrides the limit.
-fn watchdog() -> std::sync::mpsc::Sender<()> {
+/// overrides the limit. The EEVDF simulation tests arm it too: a bug there loops
+/// instead of losing a wake (a mutant of `drop_repaid` that never advances its index
+/// hung the library's test binary), and it fails the same way.
+pub(crate) fn watchdog() -> std::sync::mpsc::Sender<()> {
     let default = if cfg!(miri) { 600 } else { 30 };
     let limit = std::env::var("CLOCKWORKER_TEST_TIMEOUT")
         .ok()

@@ -36,8 +36,15 @@ struct Turns {
 /// Runs a CPU-bound Bg task in `CHUNK`s for `BUSY_FOR` (Fg weight `fg_weight`, Bg
 /// weight 4), with one Fg task parked forever when `fg_parked`.
 fn busy_bg(fg_weight: u32, fg_parked: bool) -> Turns {
-    let executor = ExecutorBuilder::new()
-        .with_queue(Q::Fg, fg_weight)
+    busy_bg_beside(
+        ExecutorBuilder::new().with_queue(Q::Fg, fg_weight),
+        fg_parked,
+    )
+}
+
+/// As `busy_bg`, with Fg as `with_fg` declares it.
+fn busy_bg_beside(with_fg: ExecutorBuilder<Q>, fg_parked: bool) -> Turns {
+    let executor = with_fg
         .with_queue(Q::Bg, 4)
         .with_driver_yield(DRIVER_YIELD)
         .with_host_poll_interval(HOST_POLL)
@@ -96,6 +103,52 @@ fn nothing_parked_or_nothing_outranking_keeps_driver_yield_turns() {
     assert!(
         lower_weight_parked <= 15,
         "{lower_weight_parked} returns although the parked queue does not outrank Bg"
+    );
+}
+
+#[test]
+fn a_latency_queue_with_parked_tasks_shortens_the_turns_whatever_its_weight() {
+    let _watchdog = common::watchdog();
+    // Fg weighs 1 against Bg's 4, but a latency queue outranks any queue for the
+    // host-poll rule: its parked task's wakes are looked for every HOST_POLL, as in
+    // `an_outranking_queue_with_parked_tasks_shortens_the_turns`.
+    let latency_fg = ExecutorBuilder::new().with_queue_latency(Q::Fg, 1, CHUNK);
+    let Turns { returns, chunks } = busy_bg_beside(latency_fg, true);
+    assert!(
+        returns * 80 >= chunks,
+        "{chunks} chunks of Bg work in only {returns} returns to the host with latency Fg parked"
+    );
+}
+
+#[test]
+fn a_queue_is_not_outranked_by_its_own_parked_tasks() {
+    let _watchdog = common::watchdog();
+    // Fg (weight 8) busy with a task of its own parked, Bg (weight 4) without tasks:
+    // nothing outranks the running Fg slice, so turns last `driver_yield` (~5
+    // returns in 200 ms); counting the slice as Bg's would make them HOST_POLL short.
+    let executor = ExecutorBuilder::new()
+        .with_queue(Q::Fg, 8)
+        .with_queue(Q::Bg, 4)
+        .with_driver_yield(DRIVER_YIELD)
+        .with_host_poll_interval(HOST_POLL)
+        .build()
+        .unwrap();
+    let fg = executor.queue(Q::Fg).unwrap();
+    let parked = fg.spawn(pending::<()>());
+    runtime()
+        .block_on(executor.run_until(fg.spawn(async {
+            let start = Instant::now();
+            while start.elapsed() < BUSY_FOR {
+                spin(CHUNK);
+                yield_maybe().await;
+            }
+        })))
+        .unwrap();
+    parked.abort();
+    let returns = executor.stats().driver_yields;
+    assert!(
+        returns <= 15,
+        "{returns} returns although only Fg's own task waits"
     );
 }
 

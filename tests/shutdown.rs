@@ -583,3 +583,31 @@ fn run_returns_when_shutdown_while_idle() {
     assert_cancelled(block_on_local(parked), "idle parked task");
     drop(tx);
 }
+
+/// `shutdown` waits for tasks it cannot see only for a while: a user scheduler that
+/// keeps its tasks from `pop` (here, always) makes it give up after its bounded wait
+/// instead of spinning forever (the watchdog fails the test then).
+#[test]
+fn shutdown_gives_up_on_tasks_a_scheduler_never_hands_back() {
+    use clockworker::scheduler::{ReadyTask, Scheduler};
+    let _watchdog = common::watchdog();
+    struct Hiding(Vec<ReadyTask>);
+    impl Scheduler for Hiding {
+        fn push(&mut self, task: ReadyTask) {
+            self.0.push(task)
+        }
+        fn pop(&mut self) -> Option<ReadyTask> {
+            None
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+    }
+    let executor = ExecutorBuilder::new()
+        .with_queue_scheduler(Q::Fg, 1, Hiding(Vec::new()))
+        .build()
+        .unwrap();
+    let _task = executor.queue(Q::Fg).unwrap().spawn(async {});
+    executor.shutdown();
+    assert!(executor.is_shut_down());
+}

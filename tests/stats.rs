@@ -287,3 +287,32 @@ fn queue_delay_of_a_task_woken_while_parked_counts_from_the_wake() {
     );
     assert!(executor.stats().idle_time >= Duration::from_millis(500));
 }
+
+/// The poll of the driven (`run_until`) future is not booked to the task polled after
+/// it: the loop reads the clock again after polling a woken driven future. The driven
+/// future spins 20 ms each time it is woken, between polls of a task that does
+/// nothing; none of the task's polls may look like 20 ms.
+#[test]
+fn a_task_poll_does_not_include_the_driven_futures_poll() {
+    let _watchdog = common::watchdog();
+    let executor = ExecutorBuilder::new().with_queue(Q::Fg, 1).build().unwrap();
+    let fg = executor.queue(Q::Fg).unwrap();
+    let task = fg.spawn(async {
+        for _ in 0..10 {
+            yield_now().await;
+        }
+    });
+    runtime().block_on(executor.run_until(async {
+        for _ in 0..5 {
+            spin(Duration::from_millis(20));
+            futures_lite::future::yield_now().await;
+        }
+        task.await.unwrap();
+    }));
+    let stats = executor.queue_stats(Q::Fg).unwrap();
+    let longest = stats.poll_time.quantile(1.0).unwrap();
+    assert!(
+        longest < Duration::from_millis(10),
+        "a task poll of {longest:?}: the driven future's 20 ms were booked to it"
+    );
+}

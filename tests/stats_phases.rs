@@ -168,3 +168,29 @@ fn quantiles_outside_zero_to_one_are_refused() {
         assert_eq!(histogram.quantile(q), None, "q = {q}");
     }
 }
+
+/// A group's queue delay is the time its tasks waited to be polled: a tenant's task
+/// spawned behind a task that spins 20 ms waits at least that long.
+#[test]
+fn group_queue_delay_counts_the_wait_behind_other_tasks() {
+    let _watchdog = common::watchdog();
+    let executor = ExecutorBuilder::new().with_queue("api", 1).build().unwrap();
+    let api = executor.queue("api").unwrap();
+    let tenant = api.group("tenant");
+    let hog = api.spawn(async { spin(Duration::from_millis(20)) });
+    let light = tenant.spawn(async {});
+    block_on_local(executor.run_until(async {
+        hog.await.unwrap();
+        light.await.unwrap();
+    }));
+    let waited = tenant
+        .group_stats()
+        .unwrap()
+        .queue_delay
+        .quantile(1.0)
+        .unwrap();
+    assert!(
+        waited >= Duration::from_millis(10),
+        "the tenant's task waited {waited:?} behind a 20 ms poll"
+    );
+}

@@ -14,6 +14,7 @@ const MS: u64 = 1_000_000;
 /// in all, and the cut must fall there, not at the end of queue 1's 2 ms.
 #[test]
 fn returning_debtor_is_weighed_once_repaid() {
+    let _watchdog = crate::miri_tests::watchdog();
     let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
     assert!(!e.enqueue(0));
     assert!(!e.enqueue(1));
@@ -52,6 +53,7 @@ fn returning_debtor_is_weighed_once_repaid() {
 /// The in-poll service passed to `cut_due` brings the cut forward exactly as charges do.
 #[test]
 fn cut_counts_the_poll_in_progress() {
+    let _watchdog = crate::miri_tests::watchdog();
     let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
     e.enqueue(0);
     e.enqueue(1);
@@ -72,6 +74,7 @@ fn cut_counts_the_poll_in_progress() {
 /// Nothing waiting in debt: no cut, the slice runs its length.
 #[test]
 fn no_cut_without_a_waiting_debtor() {
+    let _watchdog = crate::miri_tests::watchdog();
     let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
     e.enqueue(1);
     let p = e.pick().unwrap();
@@ -90,6 +93,7 @@ fn no_cut_without_a_waiting_debtor() {
 /// the others split the rest by weight.
 #[test]
 fn shares_hold_when_cuts_end_slices() {
+    let _watchdog = crate::miri_tests::watchdog();
     let weights = [1u32, 2, 4, 8];
     let mut e = Eevdf::new(&weights, 4 * MS, 100 * US);
     for q in 0..weights.len() {
@@ -129,4 +133,103 @@ fn shares_hold_when_cuts_end_slices() {
     assert!(cuts > 1_000, "the bursty queue should trigger cuts: {cuts}");
     assert!(share(3) < 53.333 + 0.1, "{}", share(3));
     assert!(worst_others < 0.1, "{worst_others} pp");
+}
+
+/// A debtor with no ready work is nobody to cut for: at the pick, only *active*
+/// queues that are not eligible arm a cut. Queue 0 (weight 8) serves its slice and
+/// runs dry, staying a delayed member in debt with the earlier deadline; queues 1 and
+/// 2 are picked in turn and must run their whole slice (queue 0 arms its cut when it
+/// has work again, see `returning_debtor_is_weighed_once_repaid`).
+#[test]
+fn a_debtor_without_ready_work_arms_no_cut() {
+    let _watchdog = crate::miri_tests::watchdog();
+    let mut e = Eevdf::new(&[8, 1, 1], 2 * MS, 100 * US);
+    for q in 0..3 {
+        e.enqueue(q);
+    }
+    let p = e.pick().unwrap();
+    assert_eq!(p.queue, 0);
+    e.charge(p.slice_ns);
+    e.finish(false);
+    assert!(e.lag_ns(0) < 0, "queue 0 stays a member in debt");
+    assert!(!e.is_runnable(0));
+    let p = e.pick().unwrap();
+    assert_ne!(p.queue, 0);
+    assert!(
+        !e.cut_due(u64::MAX / 2),
+        "a cut armed for queue 0, which has nothing to run"
+    );
+}
+
+/// A debtor whose deadline is later than the running queue's would not win the pick
+/// once repaid, so it arms no cut: the running slice runs its length. Two queues of
+/// weight 1: queue 0 serves its slice and runs dry, in debt; queue 1 is picked and
+/// queue 0 comes back, its deadline a slice behind queue 1's.
+#[test]
+fn a_debtor_with_the_later_deadline_arms_no_cut() {
+    let _watchdog = crate::miri_tests::watchdog();
+    let mut e = Eevdf::new(&[1, 1], 2 * MS, 100 * US);
+    e.enqueue(0);
+    e.enqueue(1);
+    let p = e.pick().unwrap();
+    assert_eq!(p.queue, 0);
+    e.charge(p.slice_ns);
+    e.finish(false);
+    let p = e.pick().unwrap();
+    assert_eq!(p.queue, 1);
+    e.charge(US);
+    assert!(!e.enqueue(0), "a debtor does not preempt");
+    assert!(e.lag_ns(0) < 0);
+    assert!(
+        !e.cut_due(u64::MAX / 2),
+        "a cut armed for a debtor that would lose the pick once repaid"
+    );
+}
+
+/// The cut falls in the very ns the debtor becomes eligible, or the one after (the
+/// carried remainder): charged 1 ns at a time, with charges folded in at every step
+/// as a wake in the middle of the slice would (`enqueue` settles), and with or
+/// without a lag tolerance. Debtor and running queue as in
+/// `returning_debtor_is_weighed_once_repaid`, after bursts of several lengths.
+#[test]
+fn the_cut_falls_when_the_debtor_becomes_eligible_to_the_ns() {
+    let _watchdog = crate::miri_tests::watchdog();
+    for tolerance_ns in [0, 2 * US] {
+        for burst in [50 * US, 77 * US + 3, 130 * US] {
+            let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
+            e.set_lag_tolerance(tolerance_ns);
+            e.enqueue(0);
+            e.enqueue(1);
+            assert_eq!(e.pick().unwrap().queue, 0);
+            e.charge(burst);
+            e.finish(false);
+            assert_eq!(e.pick().unwrap().queue, 1);
+            e.charge(US);
+            assert!(
+                !e.enqueue(0),
+                "burst {burst}: the debt exceeds the tolerance"
+            );
+            let case = format!("burst {burst} ns, tolerance {tolerance_ns} ns");
+            let mut eligible_at = None;
+            let mut served = 0u64;
+            while !e.cut_due(0) {
+                assert!(served < MS, "{case}: no cut");
+                e.charge(1);
+                served += 1;
+                e.settle();
+                if eligible_at.is_none() && e.eligible(0) {
+                    eligible_at = Some(served);
+                }
+            }
+            let eligible_at = eligible_at.unwrap_or(served);
+            assert!(
+                e.eligible(0),
+                "{case}: cut after {served} ns, not eligible yet"
+            );
+            assert!(
+                served <= eligible_at + 1,
+                "{case}: eligible after {eligible_at} ns, cut only after {served}"
+            );
+        }
+    }
 }

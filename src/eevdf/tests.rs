@@ -109,6 +109,7 @@ fn busy(weights: &[u32], latency: u64, min_slice: u64) -> Eevdf {
 
 #[test]
 fn shares_follow_weights_1_2_4_8() {
+    let _watchdog = crate::miri_tests::watchdog();
     let weights = [1, 2, 4, 8];
     let mut e = busy(&weights, 4 * MS, 100 * US);
     let service = run_busy(&mut e, 10_000, || 50 * US);
@@ -125,6 +126,7 @@ fn shares_follow_weights_1_2_4_8() {
 
 #[test]
 fn tiny_charges_add_up_exactly() {
+    let _watchdog = crate::miri_tests::watchdog();
     // 1 ns charges to weight 3: every 3 charges must move v by exactly SCALE.
     let mut e = busy(&[3], 4 * MS, 100 * US);
     e.pick().unwrap();
@@ -138,10 +140,32 @@ fn tiny_charges_add_up_exactly() {
     assert_eq!(e.queues[0].rem, 0);
 }
 
+/// Past 2^44 ns of service buffered in one slice, `ns * SCALE` no longer fits a `u64`
+/// and `settle` divides in `u128`: still exactly, carrying the remainder. A 1 ns
+/// slice first leaves a remainder (2^20 mod 3 = 1) for the long one to carry.
+#[test]
+fn a_slice_past_2_pow_44_ns_settles_exactly() {
+    let _watchdog = crate::miri_tests::watchdog();
+    let mut e = busy(&[3], 4 * MS, 100 * US);
+    let v0 = e.queues[0].v;
+    e.pick().unwrap();
+    e.charge(1);
+    e.finish(true);
+    assert_eq!(e.queues[0].rem, 1);
+    let long = (1u64 << 45) + 7;
+    e.pick().unwrap();
+    e.charge(long);
+    e.finish(true);
+    let total = u128::from(1 + long) * u128::from(SCALE);
+    assert_eq!(e.queues[0].v - v0, total / 3);
+    assert_eq!(u128::from(e.queues[0].rem), total % 3);
+}
+
 // ---- 2. waking after a long idle ----
 
 #[test]
 fn long_idle_queue_gets_no_banked_credit() {
+    let _watchdog = crate::miri_tests::watchdog();
     let weights = [1, 2, 4, 2];
     let sleeper = 3;
     let mut e = Eevdf::new(&weights, 2 * MS, 100 * US);
@@ -216,6 +240,7 @@ pub(super) fn bursty_share(e: &mut Eevdf) -> f64 {
 
 #[test]
 fn debt_survives_going_idle() {
+    let _watchdog = crate::miri_tests::watchdog();
     // Were the bursty queue's debt wiped by going idle, it would come back at V with
     // an earlier deadline, cut queue 0's slice after one poll each time and take ~90%.
     let share = bursty_share(&mut busy(&[1, 1], 2 * MS, 100 * US));
@@ -227,6 +252,7 @@ fn debt_survives_going_idle() {
 
 #[test]
 fn earlier_deadline_preempts_later_does_not() {
+    let _watchdog = crate::miri_tests::watchdog();
     // Queue 0 runs alone for 1 ms, then queue 1 arrives at V = v_0. With the
     // 4 ms latency shared by two, both deadlines are v_0 + 2 ms / w: the
     // heavier newcomer's is earlier (preempt), the lighter's later, and an
@@ -266,6 +292,7 @@ fn earlier_deadline_preempts_later_does_not() {
 
 #[test]
 fn returning_debtor_does_not_preempt() {
+    let _watchdog = crate::miri_tests::watchdog();
     let mut e = busy(&[1, 1], 4 * MS, 100 * US);
     let p = e.pick().unwrap();
     e.charge(p.slice_ns);
@@ -278,10 +305,21 @@ fn returning_debtor_does_not_preempt() {
     assert!(e.lag_ns(p.queue) < 0);
 }
 
+/// Among eligible queues the earliest virtual deadline (`v + slice / w`) wins, not the
+/// lowest index: both queues join at the same `v`, and the heavier one, listed
+/// second, has the earlier deadline.
+#[test]
+fn pick_serves_the_earliest_deadline_not_the_lowest_index() {
+    let _watchdog = crate::miri_tests::watchdog();
+    let mut e = busy(&[1, 8], 4 * MS, 100 * US);
+    assert_eq!(e.pick().unwrap().queue, 1);
+}
+
 // ---- 6. single queue, nothing runnable, set_weight ----
 
 #[test]
 fn single_queue_and_empty() {
+    let _watchdog = crate::miri_tests::watchdog();
     let mut e = Eevdf::new(&[5, 7], 2 * MS, 100 * US);
     assert_eq!(e.pick(), None);
     assert!(!e.enqueue(1));
@@ -312,6 +350,7 @@ fn single_queue_and_empty() {
 
 #[test]
 fn set_weight_keeps_lag_and_moves_shares() {
+    let _watchdog = crate::miri_tests::watchdog();
     let mut e = busy(&[1, 1, 2], 3 * MS, 100 * US);
     let mut rng = Rng::new(6);
     run_busy(&mut e, 101, || rng.range(10 * US, 300 * US));
@@ -344,6 +383,7 @@ fn set_weight_keeps_lag_and_moves_shares() {
 
 #[test]
 fn random_api_sequences_keep_invariants() {
+    let _watchdog = crate::miri_tests::watchdog();
     let mut rng = Rng::new(7);
     for _ in 0..200 {
         let n = rng.range(1, 6) as usize;
@@ -375,6 +415,7 @@ fn random_api_sequences_keep_invariants() {
 
 #[test]
 fn a_year_does_not_overflow() {
+    let _watchdog = crate::miri_tests::watchdog();
     const YEAR: u64 = 365 * 24 * 3600 * SEC;
     // Weights MAX_WEIGHT and 1 together for a year: 50 s slices served in 1 s
     // charges, 3.2e7 charges.

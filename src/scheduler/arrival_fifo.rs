@@ -101,3 +101,38 @@ impl Scheduler for ArrivalFifo {
         self.ready.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::test_support::ready_task;
+
+    /// Pops by spawn order whatever the order of pushes, and keeps count.
+    #[test]
+    fn pops_by_arrival() {
+        let mut fifo = ArrivalFifo::new();
+        for arrival in [5, 1, 9, 3, 7, 0] {
+            fifo.push(ready_task(arrival, None, 0));
+        }
+        assert_eq!(fifo.len(), 6);
+        let order: Vec<u64> = std::iter::from_fn(|| fifo.pop())
+            .map(|t| t.arrival())
+            .collect();
+        assert_eq!(order, [0, 1, 3, 5, 7, 9]);
+        assert_eq!(fifo.len(), 0);
+    }
+
+    /// The heap's key agrees with itself: equal exactly when the spawn orders are.
+    #[test]
+    fn by_arrival_equality_and_order_agree() {
+        let (a, b) = (
+            ByArrival(ready_task(1, None, 0)),
+            ByArrival(ready_task(2, None, 0)),
+        );
+        let a_again = ByArrival(ready_task(1, None, 0));
+        assert!(a == a_again && a != b);
+        assert_eq!(a.partial_cmp(&b), Some(Ordering::Less));
+        assert_eq!(b.partial_cmp(&a), Some(Ordering::Greater));
+        assert_eq!(a.partial_cmp(&a_again), Some(Ordering::Equal));
+    }
+}

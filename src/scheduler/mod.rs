@@ -374,6 +374,117 @@ impl QueueScheduler {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::test_support::ready_task;
+    use super::*;
+
+    /// A user scheduler with only the three required methods.
+    #[derive(Default)]
+    struct Lifo(Vec<ReadyTask>);
+
+    impl Scheduler for Lifo {
+        fn push(&mut self, task: ReadyTask) {
+            self.0.push(task)
+        }
+        fn pop(&mut self) -> Option<ReadyTask> {
+            self.0.pop()
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    /// The provided methods of a scheduler that defines only the required ones:
+    /// `is_empty` follows `len`, no timing is asked for, and reports are not wanted.
+    #[test]
+    fn provided_methods_default_to_len_and_no_timing() {
+        let mut lifo = Lifo::default();
+        assert!(lifo.is_empty());
+        lifo.push(ready_task(0, None, 0));
+        assert!(!lifo.is_empty());
+        assert!(!lifo.needs_timing());
+        let queue = QueueScheduler::from_user(lifo);
+        assert!(matches!(queue, QueueScheduler::Custom(_)));
+        assert!(!queue.needs_timing() && !queue.wants_reports());
+    }
+
+    /// A user scheduler that asks for timing gets the executor's poll reports; one
+    /// that does not, none (`provided_methods_default_to_len_and_no_timing`).
+    #[test]
+    fn a_timed_user_scheduler_receives_the_reports() {
+        struct Timed(Lifo, std::rc::Rc<std::cell::Cell<u32>>);
+        impl Scheduler for Timed {
+            fn push(&mut self, task: ReadyTask) {
+                self.0.push(task)
+            }
+            fn pop(&mut self) -> Option<ReadyTask> {
+                self.0.pop()
+            }
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            fn needs_timing(&self) -> bool {
+                true
+            }
+            fn observe(&mut self, _report: &PollReport) {
+                self.1.set(self.1.get() + 1);
+            }
+        }
+        let reports = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut queue = QueueScheduler::from_user(Timed(Lifo::default(), reports.clone()));
+        assert!(queue.needs_timing() && queue.wants_reports());
+        let report = PollReport {
+            group: None,
+            arrival: 0,
+            duration: Duration::from_micros(1),
+            finished: false,
+        };
+        queue.observe(&report);
+        assert_eq!(reports.get(), 1);
+    }
+
+    /// The built-ins are recognised and dispatched statically; each answers for
+    /// itself whether it needs timing and counts service per burst.
+    #[test]
+    fn built_ins_are_recognised() {
+        let fifo = QueueScheduler::from_user(RunnableFifo::new());
+        assert!(matches!(fifo, QueueScheduler::RunnableFifo(_)));
+        assert!(!fifo.needs_timing() && !fifo.counts_per_burst() && !fifo.wants_reports());
+        let arrival = QueueScheduler::from_user(ArrivalFifo::new());
+        assert!(matches!(arrival, QueueScheduler::ArrivalFifo(_)));
+        assert!(!arrival.needs_timing() && !arrival.counts_per_burst());
+        let las = QueueScheduler::from_user(LAS::new());
+        assert!(matches!(las, QueueScheduler::Las(_)));
+        assert!(las.needs_timing() && las.counts_per_burst() && !las.wants_reports());
+        let cumulative = QueueScheduler::from_user(LAS::cumulative());
+        assert!(cumulative.needs_timing() && !cumulative.counts_per_burst());
+    }
+
+    /// Push, pop and len reach the scheduler inside, for each kind.
+    #[test]
+    fn dispatch_reaches_the_scheduler() {
+        for mut queue in [
+            QueueScheduler::from_user(RunnableFifo::new()),
+            QueueScheduler::from_user(ArrivalFifo::new()),
+            QueueScheduler::from_user(LAS::new()),
+            QueueScheduler::from_user(Lifo::default()),
+        ] {
+            assert_eq!(queue.len(), 0);
+            assert!(queue.pop().is_none());
+            queue.push(ready_task(4, None, 0));
+            queue.push(ready_task(5, None, 0));
+            assert_eq!(queue.len(), 2);
+            let mut popped: Vec<u64> = std::iter::from_fn(|| queue.pop())
+                .map(|t| t.arrival())
+                .collect();
+            popped.sort_unstable();
+            assert_eq!(popped, [4, 5]);
+            assert_eq!(queue.len(), 0);
+        }
+    }
+}
+
 /// Ready tasks made without an executor, for scheduler unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {

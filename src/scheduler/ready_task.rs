@@ -245,3 +245,45 @@ impl std::fmt::Debug for ReadyTask {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::scheduler::test_support::ready_task;
+    use crate::task::group::GroupRegistry;
+
+    /// What a user scheduler reads from a task: its group, its spawn order, its own
+    /// service and its group's (its own when it has no group).
+    #[test]
+    fn a_task_reports_its_group_arrival_and_service() {
+        let mut groups = GroupRegistry::default();
+        let tenant = groups.account(0, 7);
+        tenant.record_poll(5_000, 0);
+        let grouped = ready_task(3, Some(tenant.clone()), 1_000);
+        assert_eq!(grouped.group(), Some(7));
+        assert_eq!(grouped.arrival(), 3);
+        assert_eq!(grouped.attained_service(), Duration::from_nanos(1_000));
+        assert_eq!(grouped.group_attained_service_ns(), 5_000);
+        assert_eq!(
+            grouped.group_attained_service(),
+            Duration::from_nanos(5_000)
+        );
+
+        let alone = ready_task(9, None, 2_000);
+        assert_eq!(alone.group(), None);
+        assert_eq!(alone.arrival(), 9);
+        assert_eq!(alone.group_attained_service_ns(), 2_000);
+        assert_eq!(alone.group_attained_service(), Duration::from_nanos(2_000));
+    }
+
+    #[test]
+    fn debug_shows_group_and_arrival() {
+        let mut groups = GroupRegistry::default();
+        let task = ready_task(3, Some(groups.account(0, 7)), 0);
+        assert_eq!(
+            format!("{task:?}"),
+            "ReadyTask { group: Some(7), arrival: 3 }"
+        );
+    }
+}
