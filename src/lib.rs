@@ -177,6 +177,10 @@ pub mod sim;
 
 #[cfg(test)]
 mod miri_tests;
+/// The tests' watchdog, shared with the integration tests (`tests/common`).
+#[cfg(test)]
+#[path = "../tests/common/watchdog.rs"]
+mod test_watchdog;
 
 pub use builder::{
     ExecutorBuilder, DEFAULT_DRIVER_YIELD, DEFAULT_HOST_POLL_INTERVAL, DEFAULT_MIN_SLICE,

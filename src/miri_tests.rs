@@ -21,36 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
+use crate::test_watchdog::watchdog;
 use crate::{spawn, yield_now, Executor, ExecutorBuilder, JoinError, JoinHandle};
-
-/// Fails the test binary, naming the test, if the calling test is still running after
-/// 30 s (10 min under Miri): a lost wake then fails instead of hanging the run. The
-/// same guard as `tests/common`'s `watchdog`; `CLOCKWORKER_TEST_TIMEOUT` (seconds)
-/// overrides the limit. The EEVDF simulation tests arm it too: a bug there loops
-/// instead of losing a wake (a mutant of `drop_repaid` that never advances its index
-/// hung the library's test binary), and it fails the same way.
-pub(crate) fn watchdog() -> std::sync::mpsc::Sender<()> {
-    let default = if cfg!(miri) { 600 } else { 30 };
-    let limit = std::env::var("CLOCKWORKER_TEST_TIMEOUT")
-        .ok()
-        .and_then(|secs| secs.parse().ok())
-        .unwrap_or(default);
-    let test = thread::current().name().unwrap_or("<unnamed>").to_string();
-    let (disarm, armed) = std::sync::mpsc::channel::<()>();
-    thread::spawn(move || {
-        let limit = std::time::Duration::from_secs(limit);
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = armed.recv_timeout(limit) {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\nWATCHDOG: test `{test}` still running after {limit:?} (a lost wake?); \
-                 exiting the test binary with status 124"
-            );
-            std::process::exit(124);
-        }
-    });
-    disarm
-}
 
 /// The host: polls `future` on this thread, parking between polls until woken.
 fn block_on<F: Future>(future: F) -> F::Output {

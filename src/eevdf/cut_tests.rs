@@ -14,7 +14,7 @@ const MS: u64 = 1_000_000;
 /// in all, and the cut must fall there, not at the end of queue 1's 2 ms.
 #[test]
 fn returning_debtor_is_weighed_once_repaid() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
     assert!(!e.enqueue(0));
     assert!(!e.enqueue(1));
@@ -53,7 +53,7 @@ fn returning_debtor_is_weighed_once_repaid() {
 /// The in-poll service passed to `cut_due` brings the cut forward exactly as charges do.
 #[test]
 fn cut_counts_the_poll_in_progress() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
     e.enqueue(0);
     e.enqueue(1);
@@ -74,7 +74,7 @@ fn cut_counts_the_poll_in_progress() {
 /// Nothing waiting in debt: no cut, the slice runs its length.
 #[test]
 fn no_cut_without_a_waiting_debtor() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);
     e.enqueue(1);
     let p = e.pick().unwrap();
@@ -93,7 +93,7 @@ fn no_cut_without_a_waiting_debtor() {
 /// the others split the rest by weight.
 #[test]
 fn shares_hold_when_cuts_end_slices() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let weights = [1u32, 2, 4, 8];
     let mut e = Eevdf::new(&weights, 4 * MS, 100 * US);
     for q in 0..weights.len() {
@@ -142,7 +142,7 @@ fn shares_hold_when_cuts_end_slices() {
 /// has work again, see `returning_debtor_is_weighed_once_repaid`).
 #[test]
 fn a_debtor_without_ready_work_arms_no_cut() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = Eevdf::new(&[8, 1, 1], 2 * MS, 100 * US);
     for q in 0..3 {
         e.enqueue(q);
@@ -167,7 +167,7 @@ fn a_debtor_without_ready_work_arms_no_cut() {
 /// queue 0 comes back, its deadline a slice behind queue 1's.
 #[test]
 fn a_debtor_with_the_later_deadline_arms_no_cut() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = Eevdf::new(&[1, 1], 2 * MS, 100 * US);
     e.enqueue(0);
     e.enqueue(1);
@@ -193,7 +193,7 @@ fn a_debtor_with_the_later_deadline_arms_no_cut() {
 /// `returning_debtor_is_weighed_once_repaid`, after bursts of several lengths.
 #[test]
 fn the_cut_falls_when_the_debtor_becomes_eligible_to_the_ns() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     for tolerance_ns in [0, 2 * US] {
         for burst in [50 * US, 77 * US + 3, 130 * US] {
             let mut e = Eevdf::new(&[8, 1], 2 * MS, 100 * US);

@@ -22,7 +22,7 @@ fn setup(latency_weight: u32) -> Eevdf {
 /// runnable it is picked at the very next pick (bound (c): one poll of delay).
 #[test]
 fn a_waking_latency_queue_is_picked_after_the_poll_in_progress() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut rng = Rng::new(0x5eed_1a7e);
     let mut e = setup(1);
     let mut latency_work = 0u32; // polls of ready work in the latency queue
@@ -91,7 +91,7 @@ fn a_waking_latency_queue_is_picked_after_the_poll_in_progress() {
 /// urgent on wake-up does not turn into extra service.
 #[test]
 fn a_saturating_latency_queue_gets_only_its_share() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut rng = Rng::new(0xfeed_beef);
     let mut e = setup(2);
     e.enqueue(LATENCY);
@@ -120,7 +120,7 @@ fn a_saturating_latency_queue_gets_only_its_share() {
 /// plus one poll.
 #[test]
 fn latency_queue_slices_are_its_own_length() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = setup(1);
     e.enqueue(LATENCY);
     let mut latency_picks = 0;
@@ -145,7 +145,7 @@ fn latency_queue_slices_are_its_own_length() {
 /// burst to the back of deadline order: ~8 × 5 ms of others' service.
 #[test]
 fn a_preempted_latency_burst_stays_urgent_until_the_queue_runs_dry() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     const MS: u64 = 1_000_000;
     const US: u64 = 1_000;
     // 8 saturating queues, one idle ordinary queue, one latency queue; all weight 1.

@@ -177,7 +177,7 @@ proptest! {
         min_slice in 10 * US..=500 * US,
         schedule in prop::collection::vec(slice(), 1..300),
     ) {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         let mut e = Eevdf::new(&weights, latency, min_slice);
         drive(&weights, &mut e, &schedule)?;
     }
@@ -191,7 +191,7 @@ proptest! {
         min_slice in 10 * US..=500 * US,
         polls in prop::collection::vec(1..=300 * US, 1..64),
     ) {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         let n = weights.len();
         let mut e = Eevdf::new(&weights, latency, min_slice);
         let mut bound = Bound::new(&weights);
@@ -247,7 +247,7 @@ proptest! {
         charges in prop::collection::vec(300 * SEC..=3_600 * SEC, 1..16),
         idle_every in 2..50usize,
     ) {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         let mut weights = vec![MAX_WEIGHT, 1];
         weights.extend(others);
         let n = weights.len();

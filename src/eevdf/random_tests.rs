@@ -220,7 +220,7 @@ fn random_runs(seed: u64, runs: u64, slices: usize, cfg: Config) -> Figures {
 
 #[test]
 fn lag_bound_holds_with_random_weights_and_polls() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let cfg = Config {
         churn: false,
         forfeit: 0,
@@ -231,7 +231,7 @@ fn lag_bound_holds_with_random_weights_and_polls() {
 
 #[test]
 fn wait_and_lag_bounds_hold_with_random_wakes_and_preemption() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let cfg = Config {
         churn: true,
         forfeit: 300,

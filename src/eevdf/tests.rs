@@ -109,7 +109,7 @@ fn busy(weights: &[u32], latency: u64, min_slice: u64) -> Eevdf {
 
 #[test]
 fn shares_follow_weights_1_2_4_8() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let weights = [1, 2, 4, 8];
     let mut e = busy(&weights, 4 * MS, 100 * US);
     let service = run_busy(&mut e, 10_000, || 50 * US);
@@ -126,7 +126,7 @@ fn shares_follow_weights_1_2_4_8() {
 
 #[test]
 fn tiny_charges_add_up_exactly() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     // 1 ns charges to weight 3: every 3 charges must move v by exactly SCALE.
     let mut e = busy(&[3], 4 * MS, 100 * US);
     e.pick().unwrap();
@@ -145,7 +145,7 @@ fn tiny_charges_add_up_exactly() {
 /// slice first leaves a remainder (2^20 mod 3 = 1) for the long one to carry.
 #[test]
 fn a_slice_past_2_pow_44_ns_settles_exactly() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = busy(&[3], 4 * MS, 100 * US);
     let v0 = e.queues[0].v;
     e.pick().unwrap();
@@ -165,7 +165,7 @@ fn a_slice_past_2_pow_44_ns_settles_exactly() {
 
 #[test]
 fn long_idle_queue_gets_no_banked_credit() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let weights = [1, 2, 4, 2];
     let sleeper = 3;
     let mut e = Eevdf::new(&weights, 2 * MS, 100 * US);
@@ -240,7 +240,7 @@ pub(super) fn bursty_share(e: &mut Eevdf) -> f64 {
 
 #[test]
 fn debt_survives_going_idle() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     // Were the bursty queue's debt wiped by going idle, it would come back at V with
     // an earlier deadline, cut queue 0's slice after one poll each time and take ~90%.
     let share = bursty_share(&mut busy(&[1, 1], 2 * MS, 100 * US));
@@ -252,7 +252,7 @@ fn debt_survives_going_idle() {
 
 #[test]
 fn earlier_deadline_preempts_later_does_not() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     // Queue 0 runs alone for 1 ms, then queue 1 arrives at V = v_0. With the
     // 4 ms latency shared by two, both deadlines are v_0 + 2 ms / w: the
     // heavier newcomer's is earlier (preempt), the lighter's later, and an
@@ -292,7 +292,7 @@ fn earlier_deadline_preempts_later_does_not() {
 
 #[test]
 fn returning_debtor_does_not_preempt() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = busy(&[1, 1], 4 * MS, 100 * US);
     let p = e.pick().unwrap();
     e.charge(p.slice_ns);
@@ -310,7 +310,7 @@ fn returning_debtor_does_not_preempt() {
 /// second, has the earlier deadline.
 #[test]
 fn pick_serves_the_earliest_deadline_not_the_lowest_index() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = busy(&[1, 8], 4 * MS, 100 * US);
     assert_eq!(e.pick().unwrap().queue, 1);
 }
@@ -319,7 +319,7 @@ fn pick_serves_the_earliest_deadline_not_the_lowest_index() {
 
 #[test]
 fn single_queue_and_empty() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = Eevdf::new(&[5, 7], 2 * MS, 100 * US);
     assert_eq!(e.pick(), None);
     assert!(!e.enqueue(1));
@@ -350,7 +350,7 @@ fn single_queue_and_empty() {
 
 #[test]
 fn set_weight_keeps_lag_and_moves_shares() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut e = busy(&[1, 1, 2], 3 * MS, 100 * US);
     let mut rng = Rng::new(6);
     run_busy(&mut e, 101, || rng.range(10 * US, 300 * US));
@@ -383,7 +383,7 @@ fn set_weight_keeps_lag_and_moves_shares() {
 
 #[test]
 fn random_api_sequences_keep_invariants() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut rng = Rng::new(7);
     for _ in 0..200 {
         let n = rng.range(1, 6) as usize;
@@ -415,7 +415,7 @@ fn random_api_sequences_keep_invariants() {
 
 #[test]
 fn a_year_does_not_overflow() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     const YEAR: u64 = 365 * 24 * 3600 * SEC;
     // Weights MAX_WEIGHT and 1 together for a year: 50 s slices served in 1 s
     // charges, 3.2e7 charges.

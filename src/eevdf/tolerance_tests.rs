@@ -27,7 +27,7 @@ fn burst_then_return(tolerance_ns: u64) -> (bool, u64, Eevdf) {
 
 #[test]
 fn a_debt_within_the_tolerance_does_not_wait() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let (preempt, debt, mut e) = burst_then_return(20 * US);
     assert!(debt > US && debt < 20 * US, "debt {debt} ns");
     assert!(
@@ -41,7 +41,7 @@ fn a_debt_within_the_tolerance_does_not_wait() {
 
 #[test]
 fn without_tolerance_the_same_debt_waits_for_the_cut() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let (preempt, debt, mut e) = burst_then_return(0);
     assert!(!preempt, "strict EEVDF: a debtor does not preempt");
     // The cut falls once queue 1 has repaid the debt: ~debt × 9/8 of its service.
@@ -59,7 +59,7 @@ fn without_tolerance_the_same_debt_waits_for_the_cut() {
 
 #[test]
 fn a_debt_beyond_the_tolerance_waits_for_the_rest_only() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     // Tolerance 2 µs of a ~5.6 µs debt: the cut falls after repaying the rest.
     let (preempt, debt, mut e) = burst_then_return(2 * US);
     assert!(!preempt);
@@ -140,7 +140,7 @@ fn churning_run(seed: u64, weights: &[u32], tolerance_ns: u64) -> Vec<u64> {
 
 #[test]
 fn lags_stay_within_the_loosened_bound() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     let mut rng = Rng::new(7);
     for seed in 0..20 {
         let n = rng.range(2, 5) as usize;
@@ -151,7 +151,7 @@ fn lags_stay_within_the_loosened_bound() {
 
 #[test]
 fn shares_over_time_do_not_move() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     // All queues always runnable: the tolerance changes only who goes first.
     let weights = [1u32, 2, 4, 8];
     for tolerance in [0, 20 * US, 200 * US] {
@@ -187,7 +187,7 @@ fn shares_over_time_do_not_move() {
 
 #[test]
 fn a_bursty_queue_gains_nothing_from_the_tolerance() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     // As `debt_survives_going_idle`, with 100 µs of tolerance.
     let mut e = Eevdf::new(&[1, 1], 2 * MS, 100 * US);
     e.set_lag_tolerance(100 * US);
@@ -204,7 +204,7 @@ fn a_bursty_queue_gains_nothing_from_the_tolerance() {
 /// by far more.
 #[test]
 fn eligibility_flips_at_the_tolerance_in_ns_of_lag() {
-    let _watchdog = crate::miri_tests::watchdog();
+    let _watchdog = crate::test_watchdog::watchdog();
     for weights in [[8, 1], [1, 8]] {
         let mut e = Eevdf::new(&weights, 2 * MS, 100 * US);
         e.enqueue(0);

@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn least_served_group_first_fifo_within_a_bucket() {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         let mut las = LAS::new().with_starvation_guard(0);
         las.push(ready_task(0, None, 5_000_000)); // 5 ms
         las.push(ready_task(1, None, 3_000)); // 3 µs
@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn tasks_of_a_group_share_its_service() {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         let mut groups = GroupRegistry::default();
         let heavy = groups.account(0, 1);
         let light = groups.account(0, 2);
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn a_task_whose_group_was_served_meanwhile_is_refiled() {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         let mut groups = GroupRegistry::default();
         let flood = groups.account(0, 1);
         let mut las = LAS::new().with_starvation_guard(0);
@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn starvation_guard_serves_a_heavy_task_within_its_bound() {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         const GUARD: u32 = 8;
         let mut las = LAS::new().with_starvation_guard(GUARD);
         las.push(ready_task(0, None, 1 << 40));
@@ -376,7 +376,7 @@ mod tests {
     /// load a heavy task is served within `DEFAULT_GUARD_EVERY` pops.
     #[test]
     fn new_and_default_have_the_default_starvation_guard() {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         for mut las in [LAS::new(), LAS::default()] {
             las.push(ready_task(0, None, 1 << 40));
             let mut served_after = None;
@@ -398,7 +398,7 @@ mod tests {
     /// Service up to `u64::MAX` ns files into the last bucket, behind the lighter ones.
     #[test]
     fn the_largest_service_goes_to_the_last_bucket() {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         assert_eq!(LAS::bucket_of(u64::MAX), BUCKETS - 1);
         assert_eq!(LAS::bucket_of(1 << 63), BUCKETS - 1);
         assert_eq!(LAS::bucket_of(1 << 62), BUCKETS - 1);
@@ -411,7 +411,7 @@ mod tests {
 
     #[test]
     fn without_the_guard_a_heavy_task_starves_under_sustained_load() {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         let mut las = LAS::new().with_starvation_guard(0);
         las.push(ready_task(0, None, 1 << 40));
         for next in 1..10_000 {
@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn guard_bound_holds_with_many_waiting_tasks() {
-        let _watchdog = crate::miri_tests::watchdog();
+        let _watchdog = crate::test_watchdog::watchdog();
         const GUARD: u32 = 4;
         let mut las = LAS::new().with_starvation_guard(GUARD);
         // n = 20 heavy tasks filed before the watched one (all equally heavy).
