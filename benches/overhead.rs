@@ -233,15 +233,48 @@ where
     }
 }
 
+/// Spawning: each executor's own spawn call and handle type in the timed loop. Through
+/// `Spawner::spawn` every spawn would also pay the enum dispatch and a `Handle` the
+/// size of the largest executor's handle: 4-9 ns per spawn, unequally by row
+/// (docs/BENCHMARKS.md, "Against glommio and tokio's leanest setup").
 async fn op_spawn(s: Spawner, n: usize) -> Duration {
+    match s {
+        Spawner::Tokio => {
+            spawn_loop(
+                n,
+                || tokio::task::spawn_local(async {}),
+                |h| async { h.await.expect("tokio task") },
+            )
+            .await
+        }
+        Spawner::Smol(ex) => spawn_loop(n, || ex.spawn(async {}), |t| t).await,
+        #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+        Spawner::Glommio => spawn_loop(n, || glommio::spawn_local(async {}), |t| t).await,
+        Spawner::Cw(q) => {
+            spawn_loop(
+                n,
+                || q.spawn(async {}),
+                |h| async { h.await.expect("clockworker task") },
+            )
+            .await
+        }
+    }
+}
+
+/// Times `n` calls of `spawn` (the handles kept), then joins them untimed.
+async fn spawn_loop<H, J: Future<Output = ()>>(
+    n: usize,
+    spawn: impl Fn() -> H,
+    join: impl Fn(H) -> J,
+) -> Duration {
     let mut handles = Vec::with_capacity(n);
     let start = Instant::now();
     for _ in 0..n {
-        handles.push(s.spawn(async {}));
+        handles.push(spawn());
     }
     let elapsed = start.elapsed();
     for h in handles {
-        h.join().await;
+        join(h).await;
     }
     elapsed
 }
