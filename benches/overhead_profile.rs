@@ -7,7 +7,7 @@
 //! `LocalExecutor` and glommio can take part: tokio `LocalSet`, smol `LocalExecutor`,
 //! glommio's `LocalExecutor` (its own io_uring runtime, the speed anchor; skipped with
 //! the reason printed where io_uring or locked memory is unavailable), clockworker on
-//! tokio and clockworker on smol.
+//! tokio (`run_until`, and `run()` spawned as a `LocalSet` task) and clockworker on smol.
 //! Both tables also run tokio's leanest setup, `tokio-lean`: a `current_thread` runtime
 //! with no driver enabled and `tokio::spawn`, what a tokio user who only spawns gets.
 //!
@@ -18,7 +18,7 @@
 //!
 //! Usage: `cargo bench --bench overhead_profile [-- CONFIG]`, CONFIG one of `tokio`,
 //! `tokio-lean`, `fifo`, `las`, `tokio-neutral`, `tokio-lean-neutral`, `smol`,
-//! `glommio`, `fifo-neutral`, `cw-smol`;
+//! `glommio`, `fifo-neutral`, `fifo-run`, `cw-smol`;
 //! `OVH_TASKS` (default 50000), `OVH_ITERS` (yields per task, default 5),
 //! `OVH_ROUNDS` (default 15). With one configuration named, only it runs (for profilers).
 
@@ -158,6 +158,34 @@ fn run_cw_tokio_with<S: Scheduler>(p: Params, kind: Yield, scheduler: S) -> Dura
     })
 }
 
+/// clockworker's `run()` spawned as a task of the `LocalSet`, the way a server hosts it
+/// beside its other tokio tasks; the spawning and joining happen in another `LocalSet`
+/// task, so every join is a wake across the two executors.
+fn run_cw_tokio_as_task(p: Params) -> Duration {
+    let rt = tokio_rt();
+    let local = tokio::task::LocalSet::new();
+    let executor = ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .build()
+        .expect("executor");
+    let queue = executor.queue(0).expect("queue");
+    local.block_on(&rt, async move {
+        let runner = executor.clone();
+        let run = tokio::task::spawn_local(async move { runner.run().await });
+        let start = Instant::now();
+        let handles: Vec<_> = (0..p.tasks)
+            .map(|_| queue.spawn(task_body(p.iters, Yield::Neutral)))
+            .collect();
+        for h in handles {
+            h.await.expect("task");
+        }
+        let elapsed = start.elapsed();
+        executor.shutdown();
+        run.await.expect("run() ends after shutdown");
+        elapsed
+    })
+}
+
 fn run_smol(p: Params) -> Duration {
     let ex = Rc::new(async_executor::LocalExecutor::new());
     let inner = ex.clone();
@@ -248,6 +276,11 @@ const NEUTRAL_YIELD: &[Config] = &[
         run: |p| run_cw_tokio(p, Yield::Neutral),
     },
     Config {
+        name: "CW on tokio, run() as a LocalSet task",
+        arg: "fifo-run",
+        run: run_cw_tokio_as_task,
+    },
+    Config {
         name: "CW on smol",
         arg: "cw-smol",
         run: run_cw_smol,
@@ -324,7 +357,7 @@ fn main() {
         let Some(c) = all.into_iter().find(|c| c.arg == arg) else {
             eprintln!(
                 "unknown configuration {arg:?}; use tokio, tokio-lean, fifo, las, tokio-neutral, \
-                 tokio-lean-neutral, smol, glommio, fifo-neutral or cw-smol"
+                 tokio-lean-neutral, smol, glommio, fifo-neutral, fifo-run or cw-smol"
             );
             std::process::exit(2);
         };
@@ -400,8 +433,10 @@ fn main() {
                 .expect("a configuration")]
         };
         println!(
-            "\nclockworker / glommio, same rounds: on tokio {:.2}, on smol {:.2}",
+            "\nclockworker / glommio, same rounds: on tokio {:.2} (run() as a task {:.2}), \
+             on smol {:.2}",
             of("fifo-neutral").as_secs_f64() / of("glommio").as_secs_f64(),
+            of("fifo-run").as_secs_f64() / of("glommio").as_secs_f64(),
             of("cw-smol").as_secs_f64() / of("glommio").as_secs_f64()
         );
     }
