@@ -407,13 +407,14 @@ fn handles_and_wakers_outlive_the_executor() {
             future.await;
         }
     });
+    block_on(executor.run_until(yield_now()));
+    // Spawned after the loop last ran: never polled.
     let never_polled = q.spawn({
         let guard = drops.guard();
         async move {
             let _guard = guard;
         }
     });
-    block_on(executor.run_until(yield_now()));
     let waker = slot.lock().unwrap().take().expect("polled once");
     drop(q);
     drop(executor);

@@ -292,3 +292,80 @@ fn inner_executor_can_run_outer_tasks_via_handles() {
     assert!(sent);
     assert_eq!(doubled, 42);
 }
+
+/// A yield of the driven future itself: wakes itself and returns `Pending` once.
+async fn yield_driven() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+#[test]
+fn a_woken_future_waits_no_longer_than_the_task_poll_that_passes_20_us() {
+    let _watchdog = common::watchdog();
+    // A turn long enough that the return to the host is not what ends the wait.
+    let executor = ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .with_driver_yield(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let q = executor.queue(0).unwrap();
+    // The only ready task: polls of 2 ms, far past the driven future's 20 µs bound.
+    let polls = Rc::new(Cell::new(0u32));
+    let counted = polls.clone();
+    let spinner = q.spawn(async move {
+        for _ in 0..4 {
+            counted.set(counted.get() + 1);
+            common::spin(Duration::from_millis(2));
+            yield_now().await;
+        }
+    });
+    block_on_local(executor.run_until(async move {
+        for _ in 0..2 {
+            let before = polls.get();
+            yield_driven().await;
+            assert_eq!(
+                polls.get() - before,
+                1,
+                "the driven future, woken, waited for more than the poll that took 2 ms"
+            );
+        }
+        spinner.await.unwrap();
+    }));
+}
+
+#[test]
+fn a_future_joining_short_tasks_finds_them_finished_in_batches() {
+    let _watchdog = common::watchdog();
+    const TASKS: usize = 2_000;
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let q = executor.queue(0).unwrap();
+    let main_polls = Rc::new(Cell::new(0));
+    let joined = block_on_local(executor.run_until(CountPolls::new(
+        async move {
+            let handles: Vec<_> = (0..TASKS).map(|i| q.spawn(async move { i })).collect();
+            let mut sum = 0;
+            for h in handles {
+                sum += h.await.unwrap();
+            }
+            sum
+        },
+        main_polls.clone(),
+    )));
+    assert_eq!(joined, TASKS * (TASKS - 1) / 2);
+    // Polled after every task that finished, as it once was, it would be polled
+    // ~2,000 times; with batches of up to 32 polls or 20 µs, ~60–200 times. Half of
+    // 2,000 leaves room for a machine that stalls the test thread often.
+    assert!(
+        main_polls.get() <= TASKS / 2,
+        "the driven future was polled {} times to join {TASKS} one-poll tasks",
+        main_polls.get()
+    );
+}

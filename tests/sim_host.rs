@@ -268,3 +268,51 @@ fn another_threads_call_wakes_a_parked_loop_at_its_time() {
     // Not rounded to the timer wheel: it is no timer.
     assert_eq!(seen.get(), Duration::from_micros(1_234));
 }
+
+/// The driven future of `run_until`, woken (by its own yield) while `ready` tasks of
+/// polls of `poll_cpu` each are ready: how many task polls run before it runs again.
+fn task_polls_before_the_driven_future_runs(poll_cpu: Duration) -> u32 {
+    let host = Host::new(HostModel::fine()).unwrap();
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let q = executor.queue(0).unwrap();
+    let polls = Rc::new(Cell::new(0u32));
+    for _ in 0..100 {
+        let counted = polls.clone();
+        q.spawn(async move {
+            loop {
+                counted.set(counted.get() + 1);
+                if !poll_cpu.is_zero() {
+                    sim::cpu(poll_cpu).await;
+                }
+                yield_now().await;
+            }
+        });
+    }
+    let main = async move {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if yielded {
+                return Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await;
+        polls.get()
+    };
+    let waited = host.run(executor.run_until(main), Duration::from_secs(1));
+    executor.shutdown();
+    waited.unwrap()
+}
+
+#[test]
+fn a_woken_driven_future_runs_after_32_task_polls_or_20_us_whichever_first() {
+    let _watchdog = common::watchdog();
+    // Polls that take no virtual time: the count bound.
+    assert_eq!(task_polls_before_the_driven_future_runs(Duration::ZERO), 32);
+    // 1 µs polls: the 20 µs bound, reached at the end of the 20th.
+    assert_eq!(task_polls_before_the_driven_future_runs(US), 20);
+    // A poll past 20 µs: at once after it.
+    assert_eq!(task_polls_before_the_driven_future_runs(50 * US), 1);
+}

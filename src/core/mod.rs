@@ -99,6 +99,8 @@ pub(crate) struct Core {
     now_ns: Cell<u64>,
     /// When the current turn of the run loop began.
     turn_start_ns: Cell<u64>,
+    /// When the future `run_until` drives was last polled (see `MAIN_POLL_EVERY`).
+    main_polled_ns: Cell<u64>,
     /// When the current turn must return to the host.
     driver_deadline_ns: Cell<u64>,
     /// When the running task should give way: the earlier of its slice end and the
@@ -165,6 +167,7 @@ impl Core {
             clock: Clock::new(),
             now_ns: Cell::new(0),
             turn_start_ns: Cell::new(0),
+            main_polled_ns: Cell::new(0),
             driver_deadline_ns: Cell::new(u64::MAX),
             yield_deadline_ns: Cell::new(u64::MAX),
             polling: Cell::new(false),
@@ -272,9 +275,11 @@ impl Core {
         kept
     }
 
-    /// Reads the clock outside a task poll (after the driven future was polled).
+    /// Reads the clock outside a task poll, after the driven future was polled.
     pub(crate) fn refresh_clock(&self) {
-        self.now_ns.set(self.clock.now_ns());
+        let now = self.clock.now_ns();
+        self.now_ns.set(now);
+        self.main_polled_ns.set(now);
     }
 
     pub(crate) fn is_polling(&self) -> bool {

@@ -15,6 +15,18 @@ use crate::task::self_wake;
 
 use super::{Core, Stop};
 
+/// The future `run_until` drives is polled when it was woken and this many task polls
+/// have run since it was last polled, or `MAIN_POLL_WITHIN_NS` have passed, whichever
+/// comes first (and whenever the loop would park or return to the host). A future
+/// that joins many short tasks then finds a batch of them finished at each poll, instead
+/// of being polled, and re-registering its waker, after every one; tokio's
+/// `current_thread` runtime polls its `block_on` future every 61 tasks for the same
+/// reason (its `event_interval`), whatever their length.
+const MAIN_POLL_EVERY: u32 = 32;
+/// See `MAIN_POLL_EVERY`: what the wait for a woken driven future is bounded by, in
+/// ns, besides the poll in progress.
+const MAIN_POLL_WITHIN_NS: u64 = 20_000;
+
 impl Core {
     /// Starts a turn: the host just polled the run loop. Reads the clock and sets the
     /// deadline by which the loop returns to the host.
@@ -85,6 +97,7 @@ impl Core {
         polled: &mut bool,
     ) -> Stop {
         let mut driver_deadline = self.driver_deadline_ns.get();
+        let mut polls_since_main = 0;
         self.drain_inbox();
         loop {
             let now = self.now_ns.get();
@@ -150,7 +163,11 @@ impl Core {
                 self.cancel_all();
             }
             let end = self.now_ns.get();
-            if main_woken.load(Ordering::Acquire) {
+            polls_since_main += 1;
+            if main_woken.load(Ordering::Acquire)
+                && (polls_since_main >= MAIN_POLL_EVERY
+                    || end.saturating_sub(self.main_polled_ns.get()) >= MAIN_POLL_WITHIN_NS)
+            {
                 return Stop::MainWoken;
             }
             if end >= driver_deadline || crate::host::budget_spent(|| self.any_ready()) {

@@ -194,6 +194,33 @@ impl<K: QueueKey> Executor<K> {
     /// assert_eq!(runtime.block_on(executor.run_until(waiter)).unwrap(), 42);
     /// ```
     ///
+    /// `future` runs on the executor's thread between task polls. Once woken, it is
+    /// polled at the next poll boundary if it was last polled 20 µs ago or more;
+    /// otherwise when 20 µs have passed or 32 task polls have run since its last poll,
+    /// whichever comes first (and whenever no task is ready, or the loop returns to the
+    /// host). A future woken now and then (a dispatcher receiving requests) is polled
+    /// right after the poll in progress; one woken again and again (joining thousands
+    /// of short tasks) finds a batch of them done at each poll, instead of being polled
+    /// after every one. tokio's `block_on` and `LocalSet::run_until` batch the same
+    /// way, by 61 tasks.
+    ///
+    /// ```rust
+    /// use clockworker::ExecutorBuilder;
+    ///
+    /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    /// let queue = executor.queue(0).unwrap();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let sum: u64 = runtime.block_on(executor.run_until(async {
+    ///     let handles: Vec<_> = (0..1_000u64).map(|i| queue.spawn(async move { i })).collect();
+    ///     let mut sum = 0;
+    ///     for handle in handles {
+    ///         sum += handle.await.unwrap();
+    ///     }
+    ///     sum
+    /// }));
+    /// assert_eq!(sum, 499_500);
+    /// ```
+    ///
     /// # Panics
     ///
     /// By default
