@@ -293,20 +293,6 @@ fn inner_executor_can_run_outer_tasks_via_handles() {
     assert_eq!(doubled, 42);
 }
 
-/// A yield of the driven future itself: wakes itself and returns `Pending` once.
-async fn yield_driven() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
-}
-
 #[test]
 fn a_woken_future_waits_no_longer_than_the_task_poll_that_passes_20_us() {
     let _watchdog = common::watchdog();
@@ -330,7 +316,7 @@ fn a_woken_future_waits_no_longer_than_the_task_poll_that_passes_20_us() {
     block_on_local(executor.run_until(async move {
         for _ in 0..2 {
             let before = polls.get();
-            yield_driven().await;
+            common::yield_self().await;
             assert_eq!(
                 polls.get() - before,
                 1,

@@ -289,16 +289,7 @@ fn task_polls_before_the_driven_future_runs(poll_cpu: Duration) -> u32 {
         });
     }
     let main = async move {
-        let mut yielded = false;
-        std::future::poll_fn(|cx| {
-            if yielded {
-                return Poll::Ready(());
-            }
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        })
-        .await;
+        common::yield_self().await;
         polls.get()
     };
     let waited = host.run(executor.run_until(main), Duration::from_secs(1));

@@ -297,3 +297,18 @@ pub fn with_watchdog<T: Send + 'static>(
         }
     }
 }
+
+/// A yield that works in any future, clockworker task or not (the future `run_until`
+/// drives, a host's task): wakes itself and returns `Pending` once.
+pub async fn yield_self() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
