@@ -112,6 +112,51 @@ fn nothing_parked_or_nothing_outranking_keeps_driver_yield_turns() {
 }
 
 #[test]
+fn a_parked_queue_of_equal_weight_does_not_shorten_the_turns() {
+    let _watchdog = common::watchdog();
+    // Fg weighs what Bg weighs (4): it does not outrank Bg, parked task or not.
+    let returns = busy_bg(4, true).returns;
+    assert!(
+        returns <= 15,
+        "{returns} returns although the parked Fg only equals Bg's weight"
+    );
+}
+
+#[test]
+fn ended_tasks_of_an_outranking_queue_do_not_shorten_the_turns() {
+    let _watchdog = common::watchdog();
+    // Fg's tasks all completed before Bg's work: none is left to wait on the host, so
+    // the turns last `driver_yield` (~5 returns in 200 ms) as with nothing parked.
+    let executor = ExecutorBuilder::new()
+        .with_queue(Q::Fg, 8)
+        .with_queue(Q::Bg, 4)
+        .with_driver_yield(DRIVER_YIELD)
+        .with_host_poll_interval(HOST_POLL)
+        .build()
+        .unwrap();
+    let fg = executor.queue(Q::Fg).unwrap();
+    let bg = executor.queue(Q::Bg).unwrap();
+    let ended: Vec<_> = (0..3).map(|_| fg.spawn(async {})).collect();
+    runtime().block_on(executor.run_until(async move {
+        common::outputs_of(ended).await;
+        bg.spawn(async {
+            let start = Instant::now();
+            while start.elapsed() < BUSY_FOR {
+                spin(CHUNK);
+                yield_maybe().await;
+            }
+        })
+        .await
+        .unwrap();
+    }));
+    let returns = executor.stats().driver_yields;
+    assert!(
+        returns <= 15,
+        "{returns} returns although every Fg task had ended"
+    );
+}
+
+#[test]
 fn a_latency_queue_with_parked_tasks_shortens_the_turns_whatever_its_weight() {
     let _watchdog = common::watchdog();
     // Fg weighs 1 against Bg's 4, but a latency queue outranks any queue for the
