@@ -125,8 +125,9 @@ fn a_parked_queue_of_equal_weight_does_not_shorten_the_turns() {
 #[test]
 fn ended_tasks_of_an_outranking_queue_do_not_shorten_the_turns() {
     let _watchdog = common::watchdog();
-    // Fg's tasks all completed before Bg's work: none is left to wait on the host, so
-    // the turns last `driver_yield` (~5 returns in 200 ms) as with nothing parked.
+    // Fg's tasks all ended before Bg's work (two completed, one aborted): none is left
+    // to wait on the host, so the turns last `driver_yield` (~5 returns in 200 ms) as
+    // with nothing parked.
     let executor = ExecutorBuilder::new()
         .with_queue(Q::Fg, 8)
         .with_queue(Q::Bg, 4)
@@ -136,9 +137,12 @@ fn ended_tasks_of_an_outranking_queue_do_not_shorten_the_turns() {
         .unwrap();
     let fg = executor.queue(Q::Fg).unwrap();
     let bg = executor.queue(Q::Bg).unwrap();
-    let ended: Vec<_> = (0..3).map(|_| fg.spawn(async {})).collect();
+    let completed: Vec<_> = (0..2).map(|_| fg.spawn(async {})).collect();
+    let aborted = fg.spawn(pending::<()>());
+    aborted.abort();
     runtime().block_on(executor.run_until(async move {
-        common::outputs_of(ended).await;
+        common::outputs_of(completed).await;
+        assert!(aborted.await.unwrap_err().is_cancelled());
         bg.spawn(async {
             let start = Instant::now();
             while start.elapsed() < BUSY_FOR {
