@@ -112,6 +112,55 @@ fn nothing_parked_or_nothing_outranking_keeps_driver_yield_turns() {
 }
 
 #[test]
+fn a_parked_queue_of_equal_weight_does_not_shorten_the_turns() {
+    let _watchdog = common::watchdog();
+    // Fg weighs what Bg weighs (4): it does not outrank Bg, parked task or not.
+    let returns = busy_bg(4, true).returns;
+    assert!(
+        returns <= 15,
+        "{returns} returns although the parked Fg only equals Bg's weight"
+    );
+}
+
+#[test]
+fn ended_tasks_of_an_outranking_queue_do_not_shorten_the_turns() {
+    let _watchdog = common::watchdog();
+    // Fg's tasks all ended before Bg's work (two completed, one aborted): none is left
+    // to wait on the host, so the turns last `driver_yield` (~5 returns in 200 ms) as
+    // with nothing parked.
+    let executor = ExecutorBuilder::new()
+        .with_queue(Q::Fg, 8)
+        .with_queue(Q::Bg, 4)
+        .with_driver_yield(DRIVER_YIELD)
+        .with_host_poll_interval(HOST_POLL)
+        .build()
+        .unwrap();
+    let fg = executor.queue(Q::Fg).unwrap();
+    let bg = executor.queue(Q::Bg).unwrap();
+    let completed: Vec<_> = (0..2).map(|_| fg.spawn(async {})).collect();
+    let aborted = fg.spawn(pending::<()>());
+    aborted.abort();
+    runtime().block_on(executor.run_until(async move {
+        common::outputs_of(completed).await;
+        assert!(aborted.await.unwrap_err().is_cancelled());
+        bg.spawn(async {
+            let start = Instant::now();
+            while start.elapsed() < BUSY_FOR {
+                spin(CHUNK);
+                yield_maybe().await;
+            }
+        })
+        .await
+        .unwrap();
+    }));
+    let returns = executor.stats().driver_yields;
+    assert!(
+        returns <= 15,
+        "{returns} returns although every Fg task had ended"
+    );
+}
+
+#[test]
 fn a_latency_queue_with_parked_tasks_shortens_the_turns_whatever_its_weight() {
     let _watchdog = common::watchdog();
     // Fg weighs 1 against Bg's 4, but a latency queue outranks any queue for the
@@ -230,5 +279,73 @@ fn with_host_polls_off_the_bg_slice_runs_before_the_host_is_asked() {
         after_write(&events),
         Some(&"bg"),
         "expected Bg chunks between the write and the read: {events:?}"
+    );
+}
+
+/// Rounds of `busy_after_idle`.
+const ROUNDS: u64 = 5;
+/// Work per round of `busy_after_idle`.
+const ROUND_WORK: Duration = Duration::from_millis(10);
+
+/// One Fg task (weight 8) parked forever, and a task of queue `busy` (Bg weighs 4)
+/// that `ROUNDS` times sleeps on a host timer, so that the loop goes idle, then works
+/// `ROUND_WORK` in `CHUNK`s: each round's work begins with a turn that starts idle (no
+/// slice running), woken by the host. Turns of `driver_yield` last a second.
+fn busy_after_idle(busy: Q) -> Turns {
+    let executor = ExecutorBuilder::new()
+        .with_queue(Q::Fg, 8)
+        .with_queue(Q::Bg, 4)
+        .with_driver_yield(LONG_TURN)
+        .with_host_poll_interval(HOST_POLL)
+        .build()
+        .unwrap();
+    let parked = executor.queue(Q::Fg).unwrap().spawn(pending::<()>());
+    let worker = executor.queue(busy).unwrap();
+    let chunks = runtime().block_on(executor.run_until(async move {
+        worker
+            .spawn(async {
+                let mut chunks = 0;
+                for _ in 0..ROUNDS {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let start = Instant::now();
+                    while start.elapsed() < ROUND_WORK {
+                        spin(CHUNK);
+                        chunks += 1;
+                        yield_maybe().await;
+                    }
+                }
+                chunks
+            })
+            .await
+            .unwrap()
+    }));
+    parked.abort();
+    Turns {
+        returns: executor.stats().driver_yields,
+        chunks,
+    }
+}
+
+#[test]
+fn a_turn_starting_idle_with_an_outranked_queue_ready_is_short() {
+    let _watchdog = common::watchdog();
+    // With no slice running, the ready queues decide the turn: Bg is ready and
+    // outranked by Fg, whose task waits, so each round returns to the host every
+    // HOST_POLL from its first turn on (as `an_outranking_queue_with_parked_tasks_
+    // shortens_the_turns`); a full first turn would do each round's work in one.
+    assert_short_turns(busy_after_idle(Q::Bg), "Fg parked, Bg woken by the host");
+}
+
+#[test]
+fn a_turn_starting_idle_with_only_the_outranking_queue_ready_is_long() {
+    let _watchdog = common::watchdog();
+    // Fg's own task is the one ready: nothing outranks Fg, and Bg, which Fg outranks,
+    // has nothing ready, so the turns last `driver_yield` (a second, against 10 ms of
+    // work a round). Counting the empty Bg would cut each round's first turn short:
+    // one return per round.
+    let Turns { returns, chunks } = busy_after_idle(Q::Fg);
+    assert!(
+        returns < ROUNDS,
+        "{returns} returns to the host in {ROUNDS} rounds ({chunks} chunks) with only Fg ready"
     );
 }

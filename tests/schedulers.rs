@@ -6,6 +6,7 @@ mod common;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use clockworker::scheduler::{ArrivalFifo, PollReport, ReadyTask, RunnableFifo, Scheduler};
@@ -384,6 +385,155 @@ fn observe_is_called_once_per_poll_with_timing() {
         max_attained.get() >= Duration::from_micros(900),
         "attained_service not fed: {:?}",
         max_attained.get()
+    );
+}
+
+/// A report's `finished` is the polled task's own ending: a poll in which another
+/// task is cancelled (its scheduler drops it, as `Scheduler::push` allows) reports the
+/// polled task as going on.
+#[test]
+fn a_report_is_finished_only_when_the_polled_task_ends() {
+    let _watchdog = common::watchdog();
+    /// Keeps its tasks until `shed` is set, then drops (cancels) each task pushed.
+    struct Shedding {
+        ready: VecDeque<ReadyTask>,
+        shed: Rc<Cell<bool>>,
+    }
+    impl Scheduler for Shedding {
+        fn push(&mut self, task: ReadyTask) {
+            if !self.shed.get() {
+                self.ready.push_back(task);
+            }
+        }
+        fn pop(&mut self) -> Option<ReadyTask> {
+            self.ready.pop_front()
+        }
+        fn len(&self) -> usize {
+            self.ready.len()
+        }
+    }
+    let shed = Rc::new(Cell::new(false));
+    let observing = Observing::new(true);
+    let finished = observing.finished.clone();
+    let observed = observing.observed.clone();
+    let executor = ExecutorBuilder::new()
+        .with_queue_scheduler(0u8, 1, observing)
+        .with_queue_scheduler(
+            1u8,
+            1,
+            Shedding {
+                ready: VecDeque::new(),
+                shed: shed.clone(),
+            },
+        )
+        .build()
+        .unwrap();
+    let parked: Rc<RefCell<Option<Waker>>> = Rc::default();
+    let victim = executor.queue(1).unwrap().spawn({
+        let parked = parked.clone();
+        std::future::poll_fn(move |cx| {
+            *parked.borrow_mut() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        })
+    });
+    let shedder = executor.queue(0).unwrap().spawn(async move {
+        while parked.borrow().is_none() {
+            yield_now().await;
+        }
+        shed.set(true);
+        // Its scheduler drops the woken victim: cancelled inside this poll.
+        let waker = parked.borrow_mut().take().unwrap();
+        waker.wake();
+        yield_now().await;
+    });
+    block_on_local(executor.run_until(async move {
+        shedder.await.unwrap();
+        assert!(victim.await.unwrap_err().is_cancelled());
+    }));
+    assert_eq!(
+        finished.get(),
+        1,
+        "finished reports in {} observed polls of one task",
+        observed.get()
+    );
+}
+
+/// FIFO that records, at each push, the task's attained service and its group's.
+struct Recording {
+    ready: VecDeque<ReadyTask>,
+    timing: bool,
+    /// (attained_service, group_attained_service) per push.
+    seen: Rc<RefCell<Vec<(Duration, Duration)>>>,
+}
+
+impl Scheduler for Recording {
+    fn push(&mut self, task: ReadyTask) {
+        let service = (task.attained_service(), task.group_attained_service());
+        self.seen.borrow_mut().push(service);
+        self.ready.push_back(task);
+    }
+    fn pop(&mut self) -> Option<ReadyTask> {
+        self.ready.pop_front()
+    }
+    fn len(&self) -> usize {
+        self.ready.len()
+    }
+    fn needs_timing(&self) -> bool {
+        self.timing
+    }
+}
+
+/// What a `Recording` queue (`timing` as given) saw of a task in a group that spins
+/// `SPIN` in its first poll, then yields: (attained, group's attained) at the spawn
+/// and after the yield.
+fn service_of_a_grouped_task(timing: bool) -> Vec<(Duration, Duration)> {
+    const SPIN: Duration = Duration::from_millis(1);
+    let seen = Rc::default();
+    let executor = ExecutorBuilder::new()
+        .with_queue_scheduler(
+            0u8,
+            1,
+            Recording {
+                ready: VecDeque::new(),
+                timing,
+                seen: Rc::clone(&seen),
+            },
+        )
+        .build()
+        .unwrap();
+    let task = executor.queue(0).unwrap().group("tenant").spawn(async {
+        spin(SPIN);
+        yield_now().await;
+    });
+    block_on_local(executor.run_until(task)).unwrap();
+    let seen = seen.borrow().clone();
+    assert_eq!(seen.len(), 2, "pushed at the spawn and after the yield");
+    assert!(
+        seen[1].1 >= SPIN,
+        "the group's account is kept on every queue: {seen:?}"
+    );
+    seen
+}
+
+#[test]
+fn a_timed_queue_books_the_service_of_a_task_in_a_group() {
+    let _watchdog = common::watchdog();
+    let seen = service_of_a_grouped_task(true);
+    assert_eq!(seen[0].0, Duration::ZERO);
+    assert!(
+        seen[1].0 >= Duration::from_millis(1),
+        "the first poll's 1 ms is not on record: {seen:?}"
+    );
+}
+
+#[test]
+fn an_untimed_queue_keeps_a_tasks_service_at_zero_even_in_a_group() {
+    let _watchdog = common::watchdog();
+    let seen = service_of_a_grouped_task(false);
+    assert_eq!(
+        (seen[0].0, seen[1].0),
+        (Duration::ZERO, Duration::ZERO),
+        "attained_service is zero on queues that do not ask for timing"
     );
 }
 

@@ -611,3 +611,53 @@ fn shutdown_gives_up_on_tasks_a_scheduler_never_hands_back() {
     executor.shutdown();
     assert!(executor.is_shut_down());
 }
+
+/// `shutdown` keeps waiting while a scheduler holds tasks back for a moment: a user
+/// scheduler whose `pop` hands nothing back every other call (so one round of the
+/// cancellation sees no task) still has its task's future dropped before `shutdown`
+/// returns, because shutdown tries again instead of giving up after that round.
+#[test]
+fn shutdown_waits_for_a_scheduler_that_hands_tasks_back_late() {
+    use clockworker::scheduler::{ReadyTask, Scheduler};
+    let _watchdog = common::watchdog();
+    struct Stingy {
+        tasks: Vec<ReadyTask>,
+        /// Whether the next `pop` hides the tasks.
+        hide: bool,
+    }
+    impl Scheduler for Stingy {
+        fn push(&mut self, task: ReadyTask) {
+            self.tasks.push(task)
+        }
+        fn pop(&mut self) -> Option<ReadyTask> {
+            self.hide = !self.hide;
+            if self.hide {
+                None
+            } else {
+                self.tasks.pop()
+            }
+        }
+        fn len(&self) -> usize {
+            self.tasks.len()
+        }
+    }
+    let executor = ExecutorBuilder::new()
+        .with_queue_scheduler(
+            Q::Fg,
+            1,
+            Stingy {
+                tasks: Vec::new(),
+                hide: false,
+            },
+        )
+        .build()
+        .unwrap();
+    let drops = DropCounter::new();
+    let guard = drops.guard();
+    let task = executor.queue(Q::Fg).unwrap().spawn(async move {
+        let _guard = guard;
+    });
+    executor.shutdown();
+    assert_eq!(drops.count(), 1, "the task's future outlived shutdown");
+    assert_cancelled(block_on_local(task), "task held back by its scheduler");
+}

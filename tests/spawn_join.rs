@@ -222,6 +222,20 @@ fn is_finished_before_and_after() {
 }
 
 #[test]
+fn debug_shows_whether_the_task_finished() {
+    let _watchdog = common::watchdog();
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let h = executor.queue(0).unwrap().spawn(async { 1 });
+    let before = format!("{h:?}");
+    let after = block_on_local(executor.run_until(async move {
+        assert!(wait_until(Duration::from_secs(5), || h.is_finished()).await);
+        format!("{h:?}")
+    }));
+    assert_eq!(before, "JoinHandle { finished: false }");
+    assert_eq!(after, "JoinHandle { finished: true }");
+}
+
+#[test]
 fn ten_thousand_tasks_all_complete() {
     let _watchdog = common::watchdog();
     const N: u64 = 10_000;
