@@ -16,7 +16,7 @@
 #                           carry their own watchdog (tests/common), so a mutant that
 #                           loses a wake fails in 30 s instead of timing out.
 #        MUTANTS_TESTS      the test targets built and run per mutant (default
-#                           "--lib --tests"); "--lib" alone builds one binary instead
+#                           "--lib --tests --features sim"); "--lib" alone builds one binary instead
 #                           of ~40, for a first pass over a module the library's unit
 #                           tests cover (src/eevdf): then re-run with the default and
 #                           --iterate, which retries only what the first pass missed.
@@ -55,9 +55,12 @@ done
 
 # The tests that can see these modules: the library's unit tests and the integration
 # tests (doc tests are left out: they add minutes per mutant and duplicate the
-# integration tests). Default features, as a user builds it. `--cargo-arg` reaches
+# integration tests). Default features, as a user builds it, plus `sim`: the
+# simulator's tests hold the run loop's rules at exact virtual times, which a real
+# clock cannot (e.g. the driven future's "32 task polls" bound of `run_until`, where
+# real polls are too slow to reach 32 before the 20 µs bound). `--cargo-arg` reaches
 # the build step as well as the test step; arguments after `--` reach only the test.
-read -r -a tests <<<"${MUTANTS_TESTS:---lib --tests}"
+read -r -a tests <<<"${MUTANTS_TESTS:---lib --tests --features sim}"
 cargo_args=()
 for t in "${tests[@]}"; do
     cargo_args+=(--cargo-arg="$t")
