@@ -309,10 +309,18 @@ fn a_task_poll_does_not_include_the_driven_futures_poll() {
         }
         task.await.unwrap();
     }));
-    let stats = executor.queue_stats(Q::Fg).unwrap();
-    let longest = stats.poll_time.quantile(1.0).unwrap();
+    // Booked to the task, the driven future's five 20 ms spins would make five task
+    // polls of 20 ms or more. Two are allowed for a loaded machine, where the OS may
+    // stop the thread inside a poll (one of the 11 polls took over 10 ms once).
+    let poll_time = executor.queue_stats(Q::Fg).unwrap().poll_time;
+    let long_polls: u64 = poll_time
+        .buckets()
+        .filter(|&(upper, _)| upper >= Duration::from_millis(20))
+        .map(|(_, polls)| polls)
+        .sum();
     assert!(
-        longest < Duration::from_millis(10),
-        "a task poll of {longest:?}: the driven future's 20 ms were booked to it"
+        long_polls <= 2,
+        "{long_polls} task polls of 20 ms or more: the driven future's time was booked \
+         to them ({poll_time:?})"
     );
 }
