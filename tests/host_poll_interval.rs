@@ -13,7 +13,7 @@ use std::future::pending;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use clockworker::{yield_maybe, ExecutorBuilder};
+use clockworker::{yield_maybe, Executor, ExecutorBuilder};
 use common::{runtime, spin, Q};
 
 const BUSY_FOR: Duration = Duration::from_millis(200);
@@ -31,6 +31,31 @@ struct Turns {
     returns: u64,
     /// `CHUNK`s of Bg work polled.
     chunks: u64,
+}
+
+/// Works in `CHUNK`s for `duration`, with `yield_maybe` between them; returns how many
+/// chunks.
+async fn work_in_chunks(duration: Duration) -> u64 {
+    let start = Instant::now();
+    let mut chunks = 0;
+    while start.elapsed() < duration {
+        spin(CHUNK);
+        chunks += 1;
+        yield_maybe().await;
+    }
+    chunks
+}
+
+/// Fg (weight 8) and Bg (weight 4), turns of `driver_yield`, host polls every
+/// `HOST_POLL`.
+fn fg8_bg4(driver_yield: Duration) -> Rc<Executor<Q>> {
+    ExecutorBuilder::new()
+        .with_queue(Q::Fg, 8)
+        .with_queue(Q::Bg, 4)
+        .with_driver_yield(driver_yield)
+        .with_host_poll_interval(HOST_POLL)
+        .build()
+        .unwrap()
 }
 
 /// Runs a CPU-bound Bg task in `CHUNK`s for `BUSY_FOR` (Fg weight `fg_weight`, Bg
@@ -53,20 +78,9 @@ fn busy_bg_beside(with_fg: ExecutorBuilder<Q>, fg_parked: bool) -> Turns {
     let fg = executor.queue(Q::Fg).unwrap();
     let bg = executor.queue(Q::Bg).unwrap();
     let parked = fg_parked.then(|| fg.spawn(pending::<()>()));
-    let chunks = runtime().block_on(executor.run_until(async move {
-        bg.spawn(async {
-            let start = Instant::now();
-            let mut chunks = 0;
-            while start.elapsed() < BUSY_FOR {
-                spin(CHUNK);
-                chunks += 1;
-                yield_maybe().await;
-            }
-            chunks
-        })
-        .await
-        .unwrap()
-    }));
+    let chunks = runtime().block_on(
+        executor.run_until(async move { bg.spawn(work_in_chunks(BUSY_FOR)).await.unwrap() }),
+    );
     if let Some(parked) = parked {
         parked.abort();
     }
@@ -128,13 +142,7 @@ fn ended_tasks_of_an_outranking_queue_do_not_shorten_the_turns() {
     // Fg's tasks all ended before Bg's work (two completed, one aborted): none is left
     // to wait on the host, so the turns last `driver_yield` (~5 returns in 200 ms) as
     // with nothing parked.
-    let executor = ExecutorBuilder::new()
-        .with_queue(Q::Fg, 8)
-        .with_queue(Q::Bg, 4)
-        .with_driver_yield(DRIVER_YIELD)
-        .with_host_poll_interval(HOST_POLL)
-        .build()
-        .unwrap();
+    let executor = fg8_bg4(DRIVER_YIELD);
     let fg = executor.queue(Q::Fg).unwrap();
     let bg = executor.queue(Q::Bg).unwrap();
     let completed: Vec<_> = (0..2).map(|_| fg.spawn(async {})).collect();
@@ -143,15 +151,7 @@ fn ended_tasks_of_an_outranking_queue_do_not_shorten_the_turns() {
     runtime().block_on(executor.run_until(async move {
         common::outputs_of(completed).await;
         assert!(aborted.await.unwrap_err().is_cancelled());
-        bg.spawn(async {
-            let start = Instant::now();
-            while start.elapsed() < BUSY_FOR {
-                spin(CHUNK);
-                yield_maybe().await;
-            }
-        })
-        .await
-        .unwrap();
+        bg.spawn(work_in_chunks(BUSY_FOR)).await.unwrap();
     }));
     let returns = executor.stats().driver_yields;
     assert!(
@@ -176,23 +176,11 @@ fn a_queue_is_not_outranked_by_its_own_parked_tasks() {
     // Fg (weight 8) busy with a task of its own parked, Bg (weight 4) without tasks:
     // nothing outranks the running Fg slice, so turns last `driver_yield` (~5
     // returns in 200 ms); counting the slice as Bg's would make them HOST_POLL short.
-    let executor = ExecutorBuilder::new()
-        .with_queue(Q::Fg, 8)
-        .with_queue(Q::Bg, 4)
-        .with_driver_yield(DRIVER_YIELD)
-        .with_host_poll_interval(HOST_POLL)
-        .build()
-        .unwrap();
+    let executor = fg8_bg4(DRIVER_YIELD);
     let fg = executor.queue(Q::Fg).unwrap();
     let parked = fg.spawn(pending::<()>());
     runtime()
-        .block_on(executor.run_until(fg.spawn(async {
-            let start = Instant::now();
-            while start.elapsed() < BUSY_FOR {
-                spin(CHUNK);
-                yield_maybe().await;
-            }
-        })))
+        .block_on(executor.run_until(fg.spawn(work_in_chunks(BUSY_FOR))))
         .unwrap();
     parked.abort();
     let returns = executor.stats().driver_yields;
@@ -292,13 +280,7 @@ const ROUND_WORK: Duration = Duration::from_millis(10);
 /// `ROUND_WORK` in `CHUNK`s: each round's work begins with a turn that starts idle (no
 /// slice running), woken by the host. Turns of `driver_yield` last a second.
 fn busy_after_idle(busy: Q) -> Turns {
-    let executor = ExecutorBuilder::new()
-        .with_queue(Q::Fg, 8)
-        .with_queue(Q::Bg, 4)
-        .with_driver_yield(LONG_TURN)
-        .with_host_poll_interval(HOST_POLL)
-        .build()
-        .unwrap();
+    let executor = fg8_bg4(LONG_TURN);
     let parked = executor.queue(Q::Fg).unwrap().spawn(pending::<()>());
     let worker = executor.queue(busy).unwrap();
     let chunks = runtime().block_on(executor.run_until(async move {
@@ -307,12 +289,7 @@ fn busy_after_idle(busy: Q) -> Turns {
                 let mut chunks = 0;
                 for _ in 0..ROUNDS {
                     tokio::time::sleep(Duration::from_millis(1)).await;
-                    let start = Instant::now();
-                    while start.elapsed() < ROUND_WORK {
-                        spin(CHUNK);
-                        chunks += 1;
-                        yield_maybe().await;
-                    }
+                    chunks += work_in_chunks(ROUND_WORK).await;
                 }
                 chunks
             })
