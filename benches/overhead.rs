@@ -39,7 +39,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
-use clockworker::ExecutorBuilder;
 use common::{Cell as C, Panel, Series, Table};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -215,19 +214,11 @@ where
         Host::CwTokio => {
             let rt = tokio_rt();
             let local = tokio::task::LocalSet::new();
-            let executor = ExecutorBuilder::new()
-                .with_queue(0u8, 1)
-                .build()
-                .expect("executor");
-            let queue = executor.queue(0).expect("queue");
+            let (executor, queue) = common::one_queue_executor();
             local.block_on(&rt, executor.run_until(body(Spawner::Cw(queue))))
         }
         Host::CwSmol => {
-            let executor = ExecutorBuilder::new()
-                .with_queue(0u8, 1)
-                .build()
-                .expect("executor");
-            let queue = executor.queue(0).expect("queue");
+            let (executor, queue) = common::one_queue_executor();
             futures_lite::future::block_on(executor.run_until(body(Spawner::Cw(queue))))
         }
     }

@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use clockworker::scheduler::{RunnableFifo, Scheduler, LAS};
-use clockworker::ExecutorBuilder;
+use clockworker::{ExecutorBuilder, QueueHandle};
 
 /// A yield that works in any executor: wake self, return `Pending` once.
 struct NeutralYield(bool);
@@ -144,18 +144,21 @@ fn run_cw_tokio_with<S: Scheduler>(p: Params, kind: Yield, scheduler: S) -> Dura
     let queue = executor.queue(0).expect("queue");
     let ex = executor.clone();
     local.block_on(&rt, async move {
-        ex.run_until(async move {
-            let start = Instant::now();
-            let handles: Vec<_> = (0..p.tasks)
-                .map(|_| queue.spawn(task_body(p.iters, kind)))
-                .collect();
-            for h in handles {
-                h.await.expect("task");
-            }
-            start.elapsed()
-        })
-        .await
+        ex.run_until(spawn_and_join(&queue, p, kind)).await
     })
+}
+
+/// The timed part of every clockworker configuration: spawns `p.tasks` tasks on
+/// `queue`, then joins them in order.
+async fn spawn_and_join(queue: &QueueHandle<u8>, p: Params, kind: Yield) -> Duration {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..p.tasks)
+        .map(|_| queue.spawn(task_body(p.iters, kind)))
+        .collect();
+    for h in handles {
+        h.await.expect("task");
+    }
+    start.elapsed()
 }
 
 /// clockworker's `run()` spawned as a task of the `LocalSet`, the way a server hosts it
@@ -164,22 +167,11 @@ fn run_cw_tokio_with<S: Scheduler>(p: Params, kind: Yield, scheduler: S) -> Dura
 fn run_cw_tokio_as_task(p: Params) -> Duration {
     let rt = tokio_rt();
     let local = tokio::task::LocalSet::new();
-    let executor = ExecutorBuilder::new()
-        .with_queue(0u8, 1)
-        .build()
-        .expect("executor");
-    let queue = executor.queue(0).expect("queue");
+    let (executor, queue) = common::one_queue_executor();
     local.block_on(&rt, async move {
         let runner = executor.clone();
         let run = tokio::task::spawn_local(async move { runner.run().await });
-        let start = Instant::now();
-        let handles: Vec<_> = (0..p.tasks)
-            .map(|_| queue.spawn(task_body(p.iters, Yield::Neutral)))
-            .collect();
-        for h in handles {
-            h.await.expect("task");
-        }
-        let elapsed = start.elapsed();
+        let elapsed = spawn_and_join(&queue, p, Yield::Neutral).await;
         executor.shutdown();
         run.await.expect("run() ends after shutdown");
         elapsed
@@ -202,21 +194,8 @@ fn run_smol(p: Params) -> Duration {
 }
 
 fn run_cw_smol(p: Params) -> Duration {
-    let executor = ExecutorBuilder::new()
-        .with_queue(0u8, 1)
-        .build()
-        .expect("executor");
-    let queue = executor.queue(0).expect("queue");
-    futures_lite::future::block_on(executor.run_until(async move {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..p.tasks)
-            .map(|_| queue.spawn(task_body(p.iters, Yield::Neutral)))
-            .collect();
-        for h in handles {
-            h.await.expect("task");
-        }
-        start.elapsed()
-    }))
+    let (executor, queue) = common::one_queue_executor();
+    futures_lite::future::block_on(executor.run_until(spawn_and_join(&queue, p, Yield::Neutral)))
 }
 
 #[derive(Clone, Copy)]

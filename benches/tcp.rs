@@ -40,7 +40,6 @@ use std::sync::mpsc as std_mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clockworker::ExecutorBuilder;
 use common::{Cell as C, Table};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -156,11 +155,7 @@ fn serve_tokio(connections: usize, ready: std_mpsc::Sender<SocketAddr>) {
 fn serve_cw_tokio(connections: usize, ready: std_mpsc::Sender<SocketAddr>) {
     let rt = tokio_rt();
     let local = tokio::task::LocalSet::new();
-    let executor = ExecutorBuilder::new()
-        .with_queue(0u8, 1)
-        .build()
-        .expect("executor");
-    let queue = executor.queue(0).expect("queue");
+    let (executor, queue) = common::one_queue_executor();
     local.block_on(
         &rt,
         executor.run_until(async move {
@@ -240,11 +235,7 @@ mod uring {
 
     pub fn serve_cw_monoio(connections: usize, ready: std_mpsc::Sender<SocketAddr>) {
         let mut rt = runtime().expect("monoio runtime");
-        let executor = ExecutorBuilder::new()
-            .with_queue(0u8, 1)
-            .build()
-            .expect("executor");
-        let queue = executor.queue(0).expect("queue");
+        let (executor, queue) = common::one_queue_executor();
         rt.block_on(executor.run_until(async move {
             let listener = listener();
             ready.send(listener.local_addr().unwrap()).unwrap();

@@ -12,6 +12,23 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------
+// clockworker, as most benches build it
+
+/// An executor with one queue (key 0, weight 1, the default FIFO scheduler) and that
+/// queue's handle.
+pub fn one_queue_executor() -> (
+    std::rc::Rc<clockworker::Executor<u8>>,
+    clockworker::QueueHandle<u8>,
+) {
+    let executor = clockworker::ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .build()
+        .expect("executor");
+    let queue = executor.queue(0).expect("queue");
+    (executor, queue)
+}
+
+// ---------------------------------------------------------------------------------
 // glommio, the speed anchor
 
 /// A glommio executor for this thread (its own io_uring runtime), or why it cannot

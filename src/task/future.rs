@@ -99,8 +99,7 @@ pin_project! {
                 return;
             }
             // Cancelled before finishing: the future is still there.
-            this.meta.set_future_gone();
-            this.hooks.forget_task(this.meta.registry_key as usize);
+            future_going(this.meta, &**this.hooks);
             // SAFETY: `future_gone` was false, so the future was never dropped, and it
             // is set now, so nothing touches the future again.
             let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(this.future) }));
@@ -116,6 +115,15 @@ pin_project! {
             }
         }
     }
+}
+
+/// The user future is about to be dropped (it finished, panicked, or the task was
+/// cancelled): records it in the metadata, so no later path touches the future, and
+/// takes the task out of the executor's registry.
+#[inline(always)]
+fn future_going<H: TaskHooks>(meta: &TaskMeta, hooks: &H) {
+    meta.set_future_gone();
+    hooks.forget_task(meta.registry_key as usize);
 }
 
 /// Drops the user future in place.
@@ -154,8 +162,7 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
             // false whenever the task is polled (async-task stops polling a finished task).
             let poll = unsafe { future.as_mut().map_unchecked_mut(|f| &mut **f) }.poll(cx);
             if poll.is_ready() {
-                meta.set_future_gone();
-                hooks.forget_task(meta.registry_key as usize);
+                future_going(meta, hooks);
                 // SAFETY: not dropped before (it was just polled), and `future_gone`
                 // keeps every later path away from it.
                 unsafe { drop_in_place(future.as_mut()) };
@@ -178,8 +185,7 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
                     // The poll panicked: drop what is left of the future now, still under
                     // a guard. Should its `Drop` panic too, the poll's panic is the one
                     // reported.
-                    meta.set_future_gone();
-                    hooks.forget_task(meta.registry_key as usize);
+                    future_going(meta, hooks);
                     // SAFETY: `future_gone` was false: never dropped; and it is set now.
                     let dropped =
                         catch_unwind(AssertUnwindSafe(|| unsafe { drop_in_place(future) }));
