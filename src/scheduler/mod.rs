@@ -285,6 +285,7 @@ mod spare_tests {
 }
 
 /// The scheduler of one queue: built-ins dispatched statically, user policies boxed.
+#[repr(u8)]
 pub(crate) enum QueueScheduler {
     RunnableFifo(RunnableFifo),
     ArrivalFifo(ArrivalFifo),
