@@ -388,6 +388,37 @@ fn observe_is_called_once_per_poll_with_timing() {
     );
 }
 
+/// A poll whose panic leaves `run_until` (the default) is reported too, as finished,
+/// with its duration: the loop books it before the panic unwinds through it.
+#[test]
+fn a_propagated_panic_poll_is_observed() {
+    let _watchdog = common::watchdog();
+    let scheduler = Observing::new(true);
+    let observed = scheduler.observed.clone();
+    let finished = scheduler.finished.clone();
+    let observed_time = scheduler.observed_time.clone();
+    let executor = ExecutorBuilder::new()
+        .with_queue_scheduler(0u8, 1, scheduler)
+        .build()
+        .unwrap();
+    let q = executor.queue(0).unwrap();
+    drop(q.spawn(async {
+        spin(Duration::from_millis(2));
+        panic!("after 2 ms of work");
+    }));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        block_on_local(executor.run_until(std::future::pending::<()>()))
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(observed.get(), 1);
+    assert_eq!(finished.get(), 1);
+    assert!(
+        observed_time.get() >= Duration::from_millis(2),
+        "{:?}",
+        observed_time.get()
+    );
+}
+
 /// A report's `finished` is the polled task's own ending: a poll in which another
 /// task is cancelled (its scheduler drops it, as `Scheduler::push` allows) reports the
 /// polled task as going on.

@@ -252,7 +252,14 @@ fn propagated_panic_poll_is_counted() {
     let stats = executor.queue_stats(0).unwrap();
     assert_eq!(stats.panicked, 1);
     assert_eq!(stats.polls, 1, "{stats:?}");
+    assert_eq!(stats.poll_time.count(), 1, "{stats:?}");
+    assert_eq!(stats.queue_delay.count(), 1, "{stats:?}");
     assert!(stats.service_time >= Duration::from_millis(5), "{stats:?}");
+    // The loop is usable afterwards, with the poll booked once.
+    let after = q.spawn(async { 7 });
+    let seven = local.block_on(&rt, executor.run_until(after)).unwrap();
+    assert_eq!(seven, 7);
+    assert_eq!(executor.queue_stats(0).unwrap().polls, 2);
 }
 
 /// A task woken while the run loop is parked (by a host timer, and by another thread)

@@ -118,9 +118,12 @@ pub(crate) struct Core {
     next_arrival: Cell<u64>,
     /// Set through the task hooks when a task's future finishes during the current poll.
     finished_in_poll: Cell<bool>,
+    /// The group and arrival of the task being polled, kept only while its queue's
+    /// scheduler wants a report of the poll (`Scheduler::observe`).
+    poll_report: Cell<Option<(Option<u64>, u64)>>,
     /// The metadata of the task being polled, `None` between polls (for
     /// `clockworker::spawn`). Set right before `Runnable::run` and cleared when the
-    /// poll is booked (also when a panic unwinds through the loop), so it is `Some`
+    /// poll is booked (and by a guard should `run` unwind), so it is `Some`
     /// only while the task's allocation is alive (see `running_task`).
     running_task: Cell<Option<NonNull<TaskMeta>>>,
     /// The host wakers of run loops (`run`/`run_until` futures) parked idle, so that
@@ -177,6 +180,7 @@ impl Core {
             cancel_requested: Cell::new(false),
             next_arrival: Cell::new(0),
             finished_in_poll: Cell::new(false),
+            poll_report: Cell::new(None),
             running_task: Cell::new(None),
             parked_loops: RefCell::new(Vec::new()),
             poll_end_ns: Cell::new(None),
@@ -237,11 +241,11 @@ impl Core {
         let meta = self.running_task.get()?;
         // SAFETY: `running_task` points at the metadata inside the allocation of the
         // task being polled: set right before its `Runnable::run`, cleared as soon as
-        // that returns or unwinds (`account_poll`). async-task keeps the allocation
-        // alive, and the metadata in place, for the whole of `run` (the `Runnable`
-        // holds a reference until `run` ends), and this is called on the executor's
-        // thread from inside that poll (user code of the task, or a `Drop` it runs).
-        // The metadata is only read, through `&`.
+        // that returns or unwinds (`account_poll`, `ClearRunningOnUnwind`). async-task
+        // keeps the allocation alive, and the metadata in place, for the whole of `run`
+        // (the `Runnable` holds a reference until `run` ends), and this is called on the
+        // executor's thread from inside that poll (user code of the task, or a `Drop` it
+        // runs). The metadata is only read, through `&`.
         let meta = unsafe { meta.as_ref() };
         Some((meta.queue(), meta.group.clone()))
     }
@@ -250,6 +254,12 @@ impl Core {
     #[inline(always)]
     pub(crate) fn set_running(&self, meta: &TaskMeta) {
         self.running_task.set(Some(NonNull::from(meta)));
+    }
+
+    /// No task is being polled any more (its `run` returned or unwinds).
+    #[inline(always)]
+    pub(crate) fn clear_running(&self) {
+        self.running_task.set(None);
     }
 
     /// Admits a new task of queue `queue`: `build` receives the task's registry key
@@ -525,8 +535,12 @@ impl TaskHooks for Core {
     }
 
     #[cold]
-    fn panic_propagates(&self, queue: usize) {
+    fn panic_propagates(&self, queue: usize, ready_at_ns: u64) {
         use std::io::Write;
+        // The loop books a poll after `Runnable::run` returns, which this one will not.
+        // `observed: true` only has the booking look for a report, which exists when
+        // the queue's scheduler wants one.
+        self.account_poll(queue, self.queue_delay_ns(ready_at_ns), true);
         let name = self.queue_names.get(queue).map_or("?", |name| name);
         // Written, not `eprintln!`: a closed stderr must not turn this into a new panic.
         let _ = writeln!(

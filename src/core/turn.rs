@@ -103,62 +103,33 @@ impl Core {
             let now = self.now_ns.get();
             let chosen = self.ready.borrow_mut().next(now, self.turn_start_ns.get());
             let Some(chosen) = chosen else {
-                let switched = self.ready.borrow_mut().take_switched();
-                if let Some(queue) = switched {
-                    // A slice begins in a queue outranked by tasks that wait on the
-                    // host: give the host a look first (or, at the turn's start, just
-                    // after it had one, shorten the turn), as `turn_deadline` would
-                    // have had the slice begun with the turn.
-                    if self.outranked_by_waiting(queue) {
-                        if *polled {
-                            return self.yield_to_host(cx);
-                        }
-                        driver_deadline = driver_deadline.min(
-                            self.turn_start_ns
-                                .get()
-                                .saturating_add(self.config.host_poll_ns),
-                        );
-                        self.driver_deadline_ns.set(driver_deadline);
-                    }
-                    continue;
+                match self.nothing_chosen(cx, main_woken, *polled, &mut driver_deadline) {
+                    Some(stop) => return stop,
+                    None => continue,
                 }
-                if self.inbox.park(cx.waker()) {
-                    self.drain_inbox();
-                    continue;
-                }
-                if main_woken.load(Ordering::Acquire) {
-                    return Stop::MainWoken;
-                }
-                self.remember_parked(cx.waker());
-                return Stop::Idle;
             };
             self.yield_deadline_ns
                 .set(chosen.slice_end_ns.min(driver_deadline));
             let meta = chosen.runnable.metadata();
             if meta.aborted.load(Ordering::Acquire) {
-                // Dropping the Runnable closes the task and drops its future here.
-                let accounting = PollAccounting::cancellation(self, chosen.queue, now);
-                drop(chosen.runnable);
-                drop(accounting);
+                self.drop_aborted(chosen.runnable, chosen.queue);
                 continue;
             }
-            let accounting = PollAccounting {
-                core: self,
-                queue: chosen.queue,
-                start_ns: now,
-                waited_ns: chosen.waited_ns,
-                report: chosen.observed.then(|| (meta.group_id(), meta.arrival)),
-            };
+            if chosen.observed {
+                self.poll_report.set(Some((meta.group_id(), meta.arrival)));
+            }
             self.finished_in_poll.set(false);
             self.set_running(meta);
+            let unwinding = ClearRunningOnUnwind(self);
             #[cfg(feature = "tracing")]
             let span = spans::enter(self.id, &self.queue_names, chosen.queue, meta.arrival);
             chosen.runnable.run();
             *polled = true;
             #[cfg(feature = "tracing")]
             spans::exit(span);
-            // Accounts the poll here, or while a propagated task panic unwinds.
-            drop(accounting);
+            std::mem::forget(unwinding);
+            // A task panic that leaves `run` was booked by the `panic_propagates` hook.
+            self.account_poll(chosen.queue, chosen.waited_ns, chosen.observed);
             if self.cancel_requested.get() {
                 self.cancel_all();
             }
@@ -177,6 +148,58 @@ impl Core {
                 self.drain_inbox();
             }
         }
+    }
+
+    /// `Ready::next` chose nothing: a slice switched to a queue that the host-poll
+    /// rules may want the host to look at first, the inbox had work, or nothing is
+    /// ready. `None`: choose again; `Some`: the turn stops. Out of line: the loop's
+    /// hot path keeps its registers for the polls.
+    #[cold]
+    #[inline(never)]
+    fn nothing_chosen(
+        &self,
+        cx: &mut Context<'_>,
+        main_woken: &AtomicBool,
+        polled: bool,
+        driver_deadline: &mut u64,
+    ) -> Option<Stop> {
+        let switched = self.ready.borrow_mut().take_switched();
+        if let Some(queue) = switched {
+            // A slice begins in a queue outranked by tasks that wait on the host: give
+            // the host a look first (or, at the turn's start, just after it had one,
+            // shorten the turn), as `turn_deadline` would have had the slice begun with
+            // the turn.
+            if self.outranked_by_waiting(queue) {
+                if polled {
+                    return Some(self.yield_to_host(cx));
+                }
+                *driver_deadline = (*driver_deadline).min(
+                    self.turn_start_ns
+                        .get()
+                        .saturating_add(self.config.host_poll_ns),
+                );
+                self.driver_deadline_ns.set(*driver_deadline);
+            }
+            return None;
+        }
+        if self.inbox.park(cx.waker()) {
+            self.drain_inbox();
+            return None;
+        }
+        if main_woken.load(Ordering::Acquire) {
+            return Some(Stop::MainWoken);
+        }
+        self.remember_parked(cx.waker());
+        Some(Stop::Idle)
+    }
+
+    /// Drops an aborted task instead of polling it: dropping the `Runnable` closes the
+    /// task and drops its future here; the time it takes is booked, as no poll.
+    #[cold]
+    #[inline(never)]
+    fn drop_aborted(&self, runnable: crate::task::Runnable, queue: usize) {
+        drop(runnable);
+        self.account_poll(queue, 0, false);
     }
 
     /// Returns to the host with work still ready: the host polls the loop again at once.
@@ -249,17 +272,25 @@ impl Core {
         c.spawned.get().saturating_sub(ended) > ready.len(q) as u64
     }
 
-    /// Books one `Runnable::run`: reads the clock if the task's wrapper did not (then
-    /// the task was cancelled and its future only dropped, which is not a poll), and
-    /// charges the time to the queue.
+    /// Books one `Runnable::run` of a task of queue `queue` that waited `waited_ns` to
+    /// run: reads the clock if the task's wrapper did not (then the task was cancelled
+    /// and its future only dropped, which is not a poll), charges the time to the queue,
+    /// and reports the poll to the queue's scheduler when it is `observed`.
+    ///
+    /// Called after every `run`, or, when a task panic leaves `run` (the one way `run`
+    /// unwinds: the wrapper catches every other panic), from the `panic_propagates`
+    /// hook before it does. A guard on the loop's stack booking it instead kept the
+    /// poll's fields in memory across `run` for the unwinding path and cost ~10
+    /// instructions per poll (callgrind, docs/PROFILING.md).
     #[inline(always)]
-    fn account_poll(&self, poll: &PollAccounting<'_>) {
-        self.running_task.set(None);
+    pub(super) fn account_poll(&self, queue: usize, waited_ns: u64, observed: bool) {
+        self.clear_running();
         let (end, polled) = match self.poll_end_ns.take() {
             Some(end) => (end, true),
             None => (self.clock.now_ns(), false),
         };
-        let ran = end.saturating_sub(poll.start_ns);
+        // `now_ns` is the poll's start until here: nothing moves it during a poll.
+        let ran = end.saturating_sub(self.now_ns.get());
         self.now_ns.set(end);
         let yielded = self_wake::take();
         let Ok(mut ready) = self.ready.try_borrow_mut() else {
@@ -272,10 +303,15 @@ impl Core {
         if let Some(runnable) = yielded {
             ready.push(runnable, end);
         }
-        ready.charge(poll.queue, ran, polled.then_some(poll.waited_ns));
-        if let (Some((group, arrival)), true) = (poll.report, polled) {
+        ready.charge(queue, ran, polled.then_some(waited_ns));
+        let report = if observed {
+            self.poll_report.take()
+        } else {
+            None
+        };
+        if let (Some((group, arrival)), true) = (report, polled) {
             ready.observe(
-                poll.queue,
+                queue,
                 &PollReport {
                     group,
                     arrival,
@@ -293,32 +329,17 @@ fn outranks(ready: &Ready, a: usize, b: usize) -> bool {
     a != b && (ready.weight(a) > ready.weight(b) || ready.is_latency(a))
 }
 
-/// What the run loop knows about a task poll in progress; dropping it books the poll
-/// (see `Core::account_poll`), also when a task panic unwinds through the loop.
-struct PollAccounting<'a> {
-    core: &'a Core,
-    queue: usize,
-    start_ns: u64,
-    waited_ns: u64,
-    report: Option<(Option<u64>, u64)>,
-}
+/// Clears `Core::running_task` should `Runnable::run` unwind: the task's allocation
+/// may be freed on the way out, and `clockworker::spawn` reads the metadata through
+/// that pointer. The poll itself is booked by the `panic_propagates` hook before the
+/// panic leaves the wrapper (the one way `run` unwinds); this guard keeps the pointer
+/// sound even if another way appeared. It holds only the core, which the loop keeps
+/// in a register anyway, so it costs nothing on the normal path (`mem::forget`).
+struct ClearRunningOnUnwind<'a>(&'a Core);
 
-impl<'a> PollAccounting<'a> {
-    /// Accounting for dropping an aborted task's future: CPU time, but no poll.
-    fn cancellation(core: &'a Core, queue: usize, start_ns: u64) -> Self {
-        PollAccounting {
-            core,
-            queue,
-            start_ns,
-            waited_ns: 0,
-            report: None,
-        }
-    }
-}
-
-impl Drop for PollAccounting<'_> {
-    #[inline(always)]
+impl Drop for ClearRunningOnUnwind<'_> {
+    #[cold]
     fn drop(&mut self) {
-        self.core.account_poll(self);
+        self.0.clear_running();
     }
 }

@@ -195,7 +195,7 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
                 }
                 meta.ended(hooks, Ending::Panicked);
                 if hooks.propagates_panics() {
-                    hooks.panic_propagates(meta.queue());
+                    hooks.panic_propagates(meta.queue(), meta.ready_at_ns());
                     // The default: the panic leaves `run`/`run_until`, as with tokio's
                     // `unhandled_panic = shutdown_runtime`. async-task closes the task
                     // on the way out, so its handle resolves `Cancelled`.

@@ -47,7 +47,8 @@ pub(crate) trait TaskHooks: 'static {
     /// than resolving its handle to `JoinError::Panic`.
     fn propagates_panics(&self) -> bool;
 
-    /// A panic of a task of queue `queue` is about to leave `run`/`run_until`: say so,
-    /// and how to catch task panics instead.
-    fn panic_propagates(&self, queue: usize);
+    /// A panic of a task of queue `queue` (ready since `ready_at_ns`) is about to
+    /// leave `run`/`run_until`: book the poll, which the run loop's booking after the
+    /// poll will not see, and say how to catch task panics instead.
+    fn panic_propagates(&self, queue: usize, ready_at_ns: u64);
 }
