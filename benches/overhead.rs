@@ -98,7 +98,7 @@ impl Sizes {
     }
 }
 
-/// Spawns onto whichever executor the sample runs on.
+/// The executor a sample runs on, as the timed code reaches it.
 #[derive(Clone)]
 enum Spawner {
     Tokio,
@@ -108,61 +108,45 @@ enum Spawner {
     Cw(clockworker::QueueHandle<u8>),
 }
 
-enum Handle {
-    Tokio(tokio::task::JoinHandle<()>),
-    Smol(async_executor::Task<()>),
-    #[cfg(all(target_os = "linux", not(any(loom, miri))))]
-    Glommio(glommio::Task<()>),
-    Cw(clockworker::JoinHandle<()>),
-}
-
-impl Spawner {
-    fn spawn(&self, fut: impl Future<Output = ()> + 'static) -> Handle {
-        match self {
-            Spawner::Tokio => Handle::Tokio(tokio::task::spawn_local(fut)),
-            Spawner::Smol(ex) => Handle::Smol(ex.spawn(fut)),
+/// Runs `$body` with `$spawn` (spawn a future, keep its handle), `$join` (await a
+/// handle) and `$yield_now` (the yield users of that executor write) bound to the
+/// executor of `$spawner`, so that every timed loop is compiled once per executor:
+/// through an enum of spawners and handles each operation would also pay a dispatch,
+/// and a handle the size of the largest executor's, unequally by row (4-9 ns per
+/// spawn; docs/BENCHMARKS.md, "Against glommio and tokio's leanest setup").
+macro_rules! with_spawner {
+    ($spawner:expr, |$spawn:ident, $join:ident, $yield_now:ident| $body:expr) => {
+        match $spawner {
+            Spawner::Tokio => {
+                let $spawn = |f| tokio::task::spawn_local(f);
+                let $join =
+                    |h: tokio::task::JoinHandle<()>| async move { h.await.expect("tokio task") };
+                let $yield_now = tokio::task::yield_now;
+                $body
+            }
+            Spawner::Smol(ex) => {
+                let $spawn = |f| ex.spawn(f);
+                let $join = |t: async_executor::Task<()>| t;
+                let $yield_now = futures_lite::future::yield_now;
+                $body
+            }
             #[cfg(all(target_os = "linux", not(any(loom, miri))))]
-            Spawner::Glommio => Handle::Glommio(glommio::spawn_local(fut)),
-            Spawner::Cw(q) => Handle::Cw(q.spawn(fut)),
+            Spawner::Glommio => {
+                let $spawn = |f| glommio::spawn_local(f);
+                let $join = |t: glommio::Task<()>| t;
+                let $yield_now = futures_lite::future::yield_now;
+                $body
+            }
+            Spawner::Cw(q) => {
+                let $spawn = |f| q.spawn(f);
+                let $join = |h: clockworker::JoinHandle<()>| async move {
+                    h.await.expect("clockworker task")
+                };
+                let $yield_now = clockworker::yield_now;
+                $body
+            }
         }
-    }
-
-    fn kind(&self) -> YieldKind {
-        match self {
-            Spawner::Tokio => YieldKind::Tokio,
-            Spawner::Smol(_) => YieldKind::Smol,
-            #[cfg(all(target_os = "linux", not(any(loom, miri))))]
-            Spawner::Glommio => YieldKind::Smol,
-            Spawner::Cw(_) => YieldKind::Clockworker,
-        }
-    }
-}
-
-impl Handle {
-    async fn join(self) {
-        match self {
-            Handle::Tokio(h) => h.await.expect("tokio task"),
-            Handle::Smol(t) => t.await,
-            #[cfg(all(target_os = "linux", not(any(loom, miri))))]
-            Handle::Glommio(t) => t.await,
-            Handle::Cw(h) => h.await.expect("clockworker task"),
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum YieldKind {
-    Tokio,
-    Smol,
-    Clockworker,
-}
-
-async fn yield_once(kind: YieldKind) {
-    match kind {
-        YieldKind::Tokio => tokio::task::yield_now().await,
-        YieldKind::Smol => futures_lite::future::yield_now().await,
-        YieldKind::Clockworker => clockworker::yield_now().await,
-    }
+    };
 }
 
 /// A yield for the driving future itself (wake self, `Pending` once): works under
@@ -224,80 +208,55 @@ where
     }
 }
 
-/// Spawning: each executor's own spawn call and handle type in the timed loop. Through
-/// `Spawner::spawn` every spawn would also pay the enum dispatch and a `Handle` the
-/// size of the largest executor's handle: 4-9 ns per spawn, unequally by row
-/// (docs/BENCHMARKS.md, "Against glommio and tokio's leanest setup").
+/// Spawning: only the spawn loop is timed; the tasks then run and are joined untimed.
 async fn op_spawn(s: Spawner, n: usize) -> Duration {
-    match s {
-        Spawner::Tokio => {
-            spawn_loop(
-                n,
-                || tokio::task::spawn_local(async {}),
-                |h| async { h.await.expect("tokio task") },
-            )
-            .await
+    with_spawner!(s, |spawn, join, _yield_now| {
+        let mut handles = Vec::with_capacity(n);
+        let start = Instant::now();
+        for _ in 0..n {
+            handles.push(spawn(async {}));
         }
-        Spawner::Smol(ex) => spawn_loop(n, || ex.spawn(async {}), |t| t).await,
-        #[cfg(all(target_os = "linux", not(any(loom, miri))))]
-        Spawner::Glommio => spawn_loop(n, || glommio::spawn_local(async {}), |t| t).await,
-        Spawner::Cw(q) => {
-            spawn_loop(
-                n,
-                || q.spawn(async {}),
-                |h| async { h.await.expect("clockworker task") },
-            )
-            .await
+        let elapsed = start.elapsed();
+        for h in handles {
+            join(h).await;
         }
-    }
+        elapsed
+    })
 }
 
-/// Times `n` calls of `spawn` (the handles kept), then joins them untimed.
-async fn spawn_loop<H, J: Future<Output = ()>>(
-    n: usize,
-    spawn: impl Fn() -> H,
-    join: impl Fn(H) -> J,
-) -> Duration {
-    let mut handles = Vec::with_capacity(n);
-    let start = Instant::now();
-    for _ in 0..n {
-        handles.push(spawn());
-    }
-    let elapsed = start.elapsed();
-    for h in handles {
-        join(h).await;
-    }
-    elapsed
-}
-
+/// Spawns `n` tasks that are the executor's yield future itself (one yield each), then
+/// joins them all; all timed.
 async fn op_join(s: Spawner, n: usize) -> Duration {
-    let kind = s.kind();
-    let mut handles = Vec::with_capacity(n);
-    let start = Instant::now();
-    for _ in 0..n {
-        handles.push(s.spawn(yield_once(kind)));
-    }
-    for h in handles {
-        h.join().await;
-    }
-    start.elapsed()
+    with_spawner!(s, |spawn, join, yield_now| {
+        let mut handles = Vec::with_capacity(n);
+        let start = Instant::now();
+        for _ in 0..n {
+            handles.push(spawn(yield_now()));
+        }
+        for h in handles {
+            join(h).await;
+        }
+        start.elapsed()
+    })
 }
 
+/// Spawns `tasks` tasks that yield `yields` times each, then joins them; all timed.
 async fn op_yield(s: Spawner, tasks: usize, yields: usize) -> Duration {
-    let kind = s.kind();
-    let mut handles = Vec::with_capacity(tasks);
-    let start = Instant::now();
-    for _ in 0..tasks {
-        handles.push(s.spawn(async move {
-            for _ in 0..yields {
-                yield_once(kind).await;
-            }
-        }));
-    }
-    for h in handles {
-        h.join().await;
-    }
-    start.elapsed()
+    with_spawner!(s, |spawn, join, yield_now| {
+        let mut handles = Vec::with_capacity(tasks);
+        let start = Instant::now();
+        for _ in 0..tasks {
+            handles.push(spawn(async move {
+                for _ in 0..yields {
+                    yield_now().await;
+                }
+            }));
+        }
+        for h in handles {
+            join(h).await;
+        }
+        start.elapsed()
+    })
 }
 
 /// A flag another thread sets, with the waker of the task waiting for it.
@@ -337,34 +296,38 @@ async fn op_wake(
     started: mpsc::Receiver<Instant>,
 ) -> Duration {
     let parked = Rc::new(Cell::new(0usize));
-    let mut handles = Vec::with_capacity(n);
-    for sig in signals {
-        let parked = parked.clone();
-        handles.push(s.spawn(async move {
-            let mut first = true;
-            let wait = sig.wait();
-            let mut wait = std::pin::pin!(wait);
-            poll_fn(|cx: &mut Context<'_>| {
-                let r = wait.as_mut().poll(cx);
-                if first && r.is_pending() {
-                    first = false;
-                    parked.set(parked.get() + 1);
-                }
-                r
-            })
-            .await;
-        }));
-    }
-    while parked.get() < n {
-        yield_main().await;
-    }
-    go.send(()).expect("waker thread");
-    for h in handles {
-        h.join().await;
-    }
-    let end = Instant::now();
-    let start = started.recv().expect("start instant");
-    end.saturating_duration_since(start)
+    with_spawner!(s, |spawn, join, _yield_now| {
+        let mut handles = Vec::with_capacity(n);
+        for sig in signals {
+            handles.push(spawn(wait_counting_park(sig, parked.clone())));
+        }
+        while parked.get() < n {
+            yield_main().await;
+        }
+        go.send(()).expect("waker thread");
+        for h in handles {
+            join(h).await;
+        }
+        let end = Instant::now();
+        let start = started.recv().expect("start instant");
+        end.saturating_duration_since(start)
+    })
+}
+
+/// Waits for `sig`, counting in `parked` the first time the wait is pending.
+async fn wait_counting_park(sig: Arc<Signal>, parked: Rc<Cell<usize>>) {
+    let mut first = true;
+    let wait = sig.wait();
+    let mut wait = std::pin::pin!(wait);
+    poll_fn(|cx: &mut Context<'_>| {
+        let r = wait.as_mut().poll(cx);
+        if first && r.is_pending() {
+            first = false;
+            parked.set(parked.get() + 1);
+        }
+        r
+    })
+    .await;
 }
 
 /// One sample of `op` on `host`; a separate function so that callgrind's
