@@ -281,7 +281,7 @@ impl Core {
     /// unwinds: the wrapper catches every other panic), from the `panic_propagates`
     /// hook before it does. A guard on the loop's stack booking it instead kept the
     /// poll's fields in memory across `run` for the unwinding path and cost ~10
-    /// instructions per poll (callgrind, docs/PROFILING.md).
+    /// instructions per poll (callgrind, docs/OVERHEAD_ANALYSIS.md).
     #[inline(always)]
     pub(super) fn account_poll(&self, queue: usize, waited_ns: u64, observed: bool) {
         self.clear_running();

@@ -9,9 +9,9 @@
 //! The stash holds the task as a raw pointer (`Runnable::into_raw`), not as a
 //! `Runnable`: a thread-local without drop glue needs no destructor, so every access is
 //! a plain load or store at a fixed offset, with no lazy-registration state to check
-//! (~15 instructions per yield less, measured with callgrind; docs/PROFILING.md). Nothing
-//! is left in it to leak: the loop that called `run` empties it right after (also while
-//! a task panic unwinds), and nothing else stashes.
+//! (~10 instructions per yield less; callgrind, docs/OVERHEAD_ANALYSIS.md). Nothing is
+//! left in it to leak: the loop that called `run` empties it right after (or, for a
+//! task panic that leaves `run`, just before), and nothing else stashes.
 
 use std::cell::Cell;
 use std::ptr::NonNull;
