@@ -650,3 +650,31 @@ fn contextual_spawn_reads_the_running_task() {
     assert_eq!((grouped.spawned, grouped.completed), (5, 5));
     assert_eq!(executor.queue_stats(0).unwrap().spawned, 0);
 }
+
+/// A task panic that leaves `run_until` frees the task's allocation on the way out;
+/// the running-task pointer must not outlive it: `clockworker::spawn` from the future
+/// the next `run_until` drives (not a task) finds no running task and says so, and a
+/// task spawned afterwards runs. Under Miri a dangling pointer would be reported here.
+#[test]
+fn no_running_task_survives_a_propagated_panic() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let _watchdog = watchdog();
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    let q = executor.queue(0).unwrap();
+    drop(q.spawn(async {
+        yield_now().await;
+        panic!("leaves run_until");
+    }));
+    let first = catch_unwind(AssertUnwindSafe(|| {
+        block_on(executor.run_until(std::future::pending::<()>()))
+    }));
+    assert!(first.is_err());
+    let next = q.spawn(async { 5 });
+    let (outside, five) = block_on(executor.run_until(async {
+        let outside = catch_unwind(|| drop(spawn(async {}))).is_err();
+        (outside, next.await.unwrap())
+    }));
+    assert!(outside, "spawn outside a task must be refused");
+    assert_eq!(five, 5);
+    assert_eq!(executor.queue_stats(0).unwrap().panicked, 1);
+}
