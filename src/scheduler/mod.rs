@@ -288,7 +288,8 @@ mod spare_tests {
 ///
 /// `repr(u8)` gives the enum a tag byte of its own: without it the variant is encoded
 /// in a niche of the first field (a `VecDeque`'s capacity) and every push and pop
-/// decodes it before dispatching (~8 instructions each; callgrind, docs/OVERHEAD_ANALYSIS.md).
+/// decodes it before dispatching (~8 instructions each; callgrind,
+/// docs/OVERHEAD_ANALYSIS.md).
 #[repr(u8)]
 pub(crate) enum QueueScheduler {
     RunnableFifo(RunnableFifo),
