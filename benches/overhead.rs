@@ -149,28 +149,6 @@ macro_rules! with_spawner {
     };
 }
 
-/// A yield for the driving future itself (wake self, `Pending` once): works under
-/// every host.
-async fn yield_main() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 /// Builds the host (and executor) for `host`, then drives `body(spawner)` on it; the
 /// body times itself.
 fn on_host<F, Fut>(host: Host, body: F) -> Duration
@@ -180,7 +158,7 @@ where
 {
     match host {
         Host::Tokio => {
-            let rt = tokio_rt();
+            let rt = common::tokio_rt();
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, body(Spawner::Tokio))
         }
@@ -196,7 +174,7 @@ where
         #[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
         Host::Glommio => unreachable!("the glommio row is skipped where glommio cannot start"),
         Host::CwTokio => {
-            let rt = tokio_rt();
+            let rt = common::tokio_rt();
             let local = tokio::task::LocalSet::new();
             let (executor, queue) = common::one_queue_executor();
             local.block_on(&rt, executor.run_until(body(Spawner::Cw(queue))))
@@ -302,7 +280,7 @@ async fn op_wake(
             handles.push(spawn(wait_counting_park(sig, parked.clone())));
         }
         while parked.get() < n {
-            yield_main().await;
+            common::NeutralYield::new().await;
         }
         go.send(()).expect("waker thread");
         for h in handles {

@@ -25,29 +25,11 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use clockworker::scheduler::{RunnableFifo, Scheduler, LAS};
 use clockworker::{ExecutorBuilder, QueueHandle};
-
-/// A yield that works in any executor: wake self, return `Pending` once.
-struct NeutralYield(bool);
-
-impl Future for NeutralYield {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Yield {
@@ -59,7 +41,7 @@ async fn task_body(iters: usize, kind: Yield) {
     for _ in 0..iters {
         match kind {
             Yield::Tokio => tokio::task::yield_now().await,
-            Yield::Neutral => NeutralYield(false).await,
+            Yield::Neutral => common::NeutralYield::new().await,
         }
     }
 }
@@ -70,15 +52,8 @@ struct Params {
     iters: usize,
 }
 
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn run_tokio(p: Params, kind: Yield) -> Duration {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let start = Instant::now();
@@ -135,7 +110,7 @@ fn run_cw_tokio(p: Params, kind: Yield) -> Duration {
 }
 
 fn run_cw_tokio_with<S: Scheduler>(p: Params, kind: Yield, scheduler: S) -> Duration {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let local = tokio::task::LocalSet::new();
     let executor = ExecutorBuilder::new()
         .with_queue_scheduler(0u8, 1, scheduler)
@@ -165,7 +140,7 @@ async fn spawn_and_join(queue: &QueueHandle<u8>, p: Params, kind: Yield) -> Dura
 /// beside its other tokio tasks; the spawning and joining happen in another `LocalSet`
 /// task, so every join is a wake across the two executors.
 fn run_cw_tokio_as_task(p: Params) -> Duration {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let local = tokio::task::LocalSet::new();
     let (executor, queue) = common::one_queue_executor();
     local.block_on(&rt, async move {

@@ -191,15 +191,8 @@ fn count_sent(results: &Results, kind: Kind) {
     }
 }
 
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn run_tokio(seconds: f64, load: f64) -> RunResult {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let local = tokio::task::LocalSet::new();
     let results: Results = Rc::default();
     let (mut rx, gen) = generator(seconds, load);
@@ -236,7 +229,7 @@ fn run_tokio(seconds: f64, load: f64) -> RunResult {
 }
 
 fn run_cw<S: Scheduler>(seconds: f64, load: f64, scheduler: S, at: Dispatcher) -> RunResult {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let executor = ExecutorBuilder::new()
         .with_queue_scheduler(0u8, 1, scheduler)
         .build()

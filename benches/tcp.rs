@@ -126,15 +126,8 @@ async fn tokio_echo(mut sock: tokio::net::TcpStream) {
     }
 }
 
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn serve_tokio(connections: usize, ready: std_mpsc::Sender<SocketAddr>) {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -153,7 +146,7 @@ fn serve_tokio(connections: usize, ready: std_mpsc::Sender<SocketAddr>) {
 }
 
 fn serve_cw_tokio(connections: usize, ready: std_mpsc::Sender<SocketAddr>) {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let local = tokio::task::LocalSet::new();
     let (executor, queue) = common::one_queue_executor();
     local.block_on(
@@ -275,7 +268,7 @@ async fn client_conn(addr: SocketAddr, measure_from: Instant, stop_at: Instant) 
 }
 
 fn run_client(addr: SocketAddr, p: Params) -> Sample {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     rt.block_on(async move {
         // The window opens after the connections are made and the warm-up is over.
         let measure_from = Instant::now() + Duration::from_millis(50) + p.warm_up;

@@ -28,6 +28,41 @@ pub fn one_queue_executor() -> (
     (executor, queue)
 }
 
+/// A tokio `current_thread` runtime with every driver on: how the benches host tokio
+/// (and clockworker inside it).
+pub fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A yield that works under every executor, and in the future a host drives: wakes
+/// itself and returns `Pending` once. A plain struct, so that a task's body awaiting it
+/// costs the same on every executor.
+pub struct NeutralYield(bool);
+
+impl NeutralYield {
+    pub fn new() -> Self {
+        NeutralYield(false)
+    }
+}
+
+impl std::future::Future for NeutralYield {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // glommio, the speed anchor
 

@@ -107,17 +107,10 @@ pub(crate) fn cw_diag(executor: &Executor<Q>) -> CwDiag {
 
 // ----- the runs ----------------------------------------------------------------------
 
-pub(crate) fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 /// tokio: the LocalSet's main future dispatches; with `bg`, eight background tasks
 /// share the LocalSet.
 pub(crate) fn run_tokio(seconds: f64, bg: bool) -> RunResult {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let local = tokio::task::LocalSet::new();
     let lat: Latencies = Rc::default();
     let count = Arc::new(BgCount::default());
@@ -170,7 +163,7 @@ pub(crate) async fn cw_dispatch(
 
 /// clockworker hosted at the top of `block_on`: `rt.block_on(executor.run_until(..))`.
 pub(crate) fn run_cw_run_until(seconds: f64, bg: bool, latency_queue: bool) -> RunResult {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let executor = cw_executor(latency_queue);
     let fg = executor.queue(Q::Fg).expect("fg");
     let bgq = executor.queue(Q::Bg).expect("bg");
@@ -199,7 +192,7 @@ pub(crate) fn run_cw_run_until(seconds: f64, bg: bool, latency_queue: bool) -> R
 /// clockworker hosted as one task of a `LocalSet`, beside a dispatcher task and a
 /// housekeeping ticker: `spawn_local(async move { executor.run().await })`.
 pub(crate) fn run_cw_on_localset(seconds: f64) -> RunResult {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let local = tokio::task::LocalSet::new();
     let executor = cw_executor(false);
     let fg = executor.queue(Q::Fg).expect("fg");
@@ -247,7 +240,7 @@ pub(crate) fn run_two_runtimes(seconds: f64) -> RunResult {
     let count = Arc::new(BgCount::default());
     let c = count.clone();
     let bg_thread = std::thread::spawn(move || {
-        let rt = tokio_rt();
+        let rt = common::tokio_rt();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async move {
             let tasks: Vec<_> = (0..BG_TASKS)
@@ -267,7 +260,7 @@ pub(crate) fn run_two_runtimes(seconds: f64) -> RunResult {
 
 /// tokio fg only, reading another thread's background counters when sending ends.
 pub(crate) fn run_tokio_fg_with_count(seconds: f64, count: &Arc<BgCount>) -> RunResult {
-    let rt = tokio_rt();
+    let rt = common::tokio_rt();
     let local = tokio::task::LocalSet::new();
     let lat: Latencies = Rc::default();
     let (mut rx, gen) = generator(seconds);
