@@ -90,6 +90,11 @@ impl Ready {
         self.queues[q].counts_per_burst()
     }
 
+    /// Whether queue `q`'s scheduler is told of each poll (`Scheduler::observe`).
+    pub(crate) fn is_observed(&self, q: usize) -> bool {
+        self.observed[q]
+    }
+
     /// Whether queue `q`'s scheduler asks for poll timing.
     pub(crate) fn is_timed(&self, q: usize) -> bool {
         self.queues[q].needs_timing()
@@ -243,6 +248,57 @@ impl Ready {
         if self.slice.is_some() {
             self.eevdf.charge(ran_ns);
         }
+    }
+
+    /// Accounts the `ran_ns` of CPU since the last clock read to queue `q`, which
+    /// closes a run of polls that ended unread (see `core::unread_polls`): `polls` of
+    /// the run's polls, each recorded in the poll-time histogram as `sample_ns` (the
+    /// poll that started the run). The read is at the end of a poll of a task that
+    /// waited `waited_ns` (counted as a poll, and among the `polls`), or (`None`) no
+    /// poll's.
+    pub(crate) fn charge_run(
+        &mut self,
+        q: usize,
+        ran_ns: u64,
+        waited_ns: Option<u64>,
+        sample_ns: u64,
+        polls: u64,
+    ) {
+        let measure = &mut self.measures[q];
+        measure.service_ns += ran_ns;
+        measure.poll_time.record_many(sample_ns, polls);
+        if let Some(waited_ns) = waited_ns {
+            measure.polls += 1;
+            measure.queue_delay.record(waited_ns);
+        }
+        if self.slice.is_some() {
+            self.eevdf.charge(ran_ns);
+        }
+    }
+
+    /// Counts a poll of queue `q` that ended without a clock read, by a task that
+    /// waited `waited_ns`: its time is charged when the run of unread polls closes.
+    #[inline]
+    pub(crate) fn count_unread_poll(&mut self, q: usize, waited_ns: u64) {
+        let measure = &mut self.measures[q];
+        measure.polls += 1;
+        measure.queue_delay.record(waited_ns);
+    }
+
+    /// Whether `next` at `now_ns` would go on with the running slice (or, with one
+    /// queue, whether that queue has a ready task): a run of unread polls must be
+    /// closed before a slice ends.
+    #[inline]
+    pub(crate) fn continues_slice(&self, now_ns: u64) -> bool {
+        if self.queues.len() == 1 {
+            return self.queues[0].len() > 0;
+        }
+        self.slice.is_some_and(|slice| {
+            !self.preempt
+                && now_ns < slice.end_ns
+                && !self.eevdf.cut_due(0)
+                && self.queues[slice.queue].len() > 0
+        })
     }
 
     /// Lets the user scheduler of queue `q` see a poll report.

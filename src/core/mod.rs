@@ -20,14 +20,21 @@ use std::time::Duration;
 
 mod registry;
 mod turn;
+mod unread_polls;
 
 use crate::clock::Clock;
 use crate::inbox::Inbox;
 use crate::ready::{queue_delay_ns, Ready, READY_WHILE_PARKED};
 use crate::stats::{ExecutorStats, QueueStats};
 use crate::task::group::{GroupAccount, GroupRegistry};
-use crate::task::{Ending, Runnable, TaskHooks, TaskMeta, BOOK_BURST, BOOK_SERVICE};
+use crate::task::{
+    Ending, PollTime, Runnable, TaskHooks, TaskMeta, BOOK_BURST, BOOK_SERVICE, READS_EVERY_POLL,
+};
 use registry::TaskRegistry;
+use unread_polls::UnreadRun;
+
+/// `Core::poll_end_ns` of a poll that ended without a clock read.
+const UNREAD_END: u64 = u64::MAX;
 
 /// How many times `cancel_all` yields the thread waiting for a wake in flight on
 /// another thread before it gives up (each round is one `thread::yield_now`; a push in
@@ -91,7 +98,8 @@ pub(crate) struct Core {
     /// The queues' keys as text (`Debug` forms, see `queue::key_labels`), by index.
     queue_names: Box<[Rc<str>]>,
     /// Per queue: what its tasks book (`BOOK_SERVICE` when its scheduler asks for
-    /// timing, `BOOK_BURST` when it counts service per burst). Fixed at build time.
+    /// timing, `BOOK_BURST` when it counts service per burst), and `READS_EVERY_POLL`
+    /// when its scheduler observes polls. Fixed at build time.
     books: Box<[u8]>,
     measure: LoopMeasure,
     clock: Clock,
@@ -134,6 +142,8 @@ pub(crate) struct Core {
     /// The clock reading a task's wrapper took at the end of its poll, if it did (a
     /// cancelled task is dropped without a poll, and then the loop reads the clock).
     poll_end_ns: Cell<Option<u64>>,
+    /// The open run of polls that end without a clock read (see `unread_polls`).
+    unread: UnreadRun,
 }
 
 impl Core {
@@ -152,7 +162,12 @@ impl Core {
                 } else {
                     0
                 };
-                service | burst
+                let reads = if ready.is_observed(q) {
+                    READS_EVERY_POLL
+                } else {
+                    0
+                };
+                service | burst | reads
             })
             .collect();
         ready.set_stop_at_switch(queue_count > 1 && config.host_poll_ns < config.driver_yield_ns);
@@ -184,6 +199,7 @@ impl Core {
             running_task: Cell::new(None),
             parked_loops: RefCell::new(Vec::new()),
             poll_end_ns: Cell::new(None),
+            unread: UnreadRun::default(),
         }
     }
 
@@ -501,10 +517,31 @@ impl TaskHooks for Core {
     }
 
     #[inline]
+    fn begin_measured_poll(&self) {
+        if self.unread.is_open() {
+            self.close_unread_run();
+        }
+    }
+
+    #[inline]
     fn end_poll(&self) -> u64 {
         let end = self.clock.now_ns();
         self.poll_end_ns.set(Some(end));
         end.saturating_sub(self.now_ns.get())
+    }
+
+    #[inline]
+    fn end_poll_maybe_unread(&self, may_skip_read: bool) -> PollTime {
+        if may_skip_read && self.take_unread_poll() {
+            self.poll_end_ns.set(Some(UNREAD_END));
+            return PollTime::Unread;
+        }
+        let ran_ns = self.end_poll();
+        let short = ran_ns < unread_polls::SHORT_POLL_NS;
+        if short {
+            self.maybe_start_unread_run(ran_ns);
+        }
+        PollTime::Read { short }
     }
 
     fn forget_task(&self, key: usize) {
@@ -541,6 +578,9 @@ impl TaskHooks for Core {
         // `observed: true` only has the booking look for a report, which exists when
         // the queue's scheduler wants one.
         self.account_poll(queue, self.queue_delay_ns(ready_at_ns), true);
+        // The poll may have ended unread: its run's time is booked before the panic
+        // leaves the loop (the next turn starts a new one).
+        self.close_unread_run();
         let name = self.queue_names.get(queue).map_or("?", |name| name);
         // Written, not `eprintln!`: a closed stderr must not turn this into a new panic.
         let _ = writeln!(

@@ -3,6 +3,7 @@
 //! deadline, `poll_tasks` polls ready tasks as EEVDF and the queues' schedulers choose
 //! them and books each poll, `end_turn` records why the turn stopped.
 
+use std::cell::RefMut;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Context;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use crate::ready::Ready;
 use crate::scheduler::PollReport;
 use crate::task::self_wake;
 
-use super::{Core, Stop};
+use super::{Core, Stop, UNREAD_END};
 
 /// The future `run_until` drives is polled when it was woken and this many task polls
 /// have run since it was last polled, or `MAIN_POLL_WITHIN_NS` have passed, whichever
@@ -33,6 +34,8 @@ impl Core {
     pub(crate) fn begin_turn(&self) {
         let turn_start = self.clock.now_ns();
         self.now_ns.set(turn_start);
+        // Normally closed by the last `end_turn`; not after a panic left the loop.
+        self.unread.reset();
         self.turn_start_ns.set(turn_start);
         self.driver_deadline_ns
             .set(turn_start.saturating_add(self.config.driver_yield_ns));
@@ -57,6 +60,7 @@ impl Core {
     /// Ends a turn: the run loop returns to the host because of `stop` (or, with
     /// `None`, because the future it drives completed).
     pub(crate) fn end_turn(&self, stop: Option<Stop>) {
+        self.close_unread_run();
         let end = self.now_ns.get();
         let gap = end.saturating_sub(self.turn_start_ns.get());
         if gap > self.measure.max_gap_ns.get() {
@@ -90,6 +94,9 @@ impl Core {
     /// passes, or nothing is ready. Call between `begin_turn` and `end_turn`;
     /// `polled` says whether a task was polled earlier in this turn (the turn may call
     /// this again after polling the driven future), and is set when one is.
+    ///
+    /// May return with a run of unread polls open: close it (`close_unread_run`)
+    /// before polling the driven future, whose poll is no queue's time.
     pub(crate) fn poll_tasks(
         &self,
         cx: &mut Context<'_>,
@@ -100,6 +107,14 @@ impl Core {
         let mut polls_since_main = 0;
         self.drain_inbox();
         loop {
+            if self.counters.len() > 1
+                && self.unread.is_open()
+                && !self.ready.borrow().continues_slice(self.now_ns.get())
+            {
+                // The slice may end here: its run of unread polls ends first. (With one
+                // queue there are no slices, and the run ends with the turn.)
+                self.close_unread_run();
+            }
             let now = self.now_ns.get();
             let chosen = self.ready.borrow_mut().next(now, self.turn_start_ns.get());
             let Some(chosen) = chosen else {
@@ -131,6 +146,7 @@ impl Core {
             // A task panic that leaves `run` was booked by the `panic_propagates` hook.
             self.account_poll(chosen.queue, chosen.waited_ns, chosen.observed);
             if self.cancel_requested.get() {
+                self.close_unread_run();
                 self.cancel_all();
             }
             let end = self.now_ns.get();
@@ -286,24 +302,28 @@ impl Core {
     pub(super) fn account_poll(&self, queue: usize, waited_ns: u64, observed: bool) {
         self.clear_running();
         let (end, polled) = match self.poll_end_ns.take() {
+            Some(UNREAD_END) => return self.account_unread_poll(queue, waited_ns),
             Some(end) => (end, true),
             None => (self.clock.now_ns(), false),
         };
-        // `now_ns` is the poll's start until here: nothing moves it during a poll.
+        // `now_ns` is the last read until here: the poll's start, or the start of the
+        // run of unread polls this read closes. Nothing moves it during a poll.
         let ran = end.saturating_sub(self.now_ns.get());
         self.now_ns.set(end);
-        let yielded = self_wake::take();
-        let Ok(mut ready) = self.ready.try_borrow_mut() else {
-            // Unreachable: nothing holds the ready state across a poll. Keep the task.
-            if let Some(runnable) = yielded {
-                self.inbox.push(runnable);
-            }
+        let (unread, run_queue, sample_ns) = self.unread.take_polls();
+        let Some(mut ready) = self.ready_after_poll(end) else {
             return;
         };
-        if let Some(runnable) = yielded {
-            ready.push(runnable, end);
+        let waited = polled.then_some(waited_ns);
+        if unread == 0 {
+            ready.charge(queue, ran, waited);
+        } else {
+            // This read closes a run of unread polls (their time is in `ran`), and
+            // this poll, a short task's, is one of the run's.
+            debug_assert_eq!(queue, run_queue);
+            let polls = u64::from(unread) + u64::from(polled);
+            ready.charge_run(queue, ran, waited, sample_ns, polls);
         }
-        ready.charge(queue, ran, polled.then_some(waited_ns));
         let report = if observed {
             self.poll_report.take()
         } else {
@@ -320,6 +340,34 @@ impl Core {
                 },
             );
         }
+    }
+
+    /// `account_poll` of a poll that ended without a clock read: counts it (its time
+    /// is charged when the run of unread polls closes).
+    #[inline(always)]
+    fn account_unread_poll(&self, queue: usize, waited_ns: u64) {
+        self.unread.count_poll(queue);
+        if let Some(mut ready) = self.ready_after_poll(self.now_ns.get()) {
+            ready.count_unread_poll(queue, waited_ns);
+        }
+    }
+
+    /// After a poll that ended at `end_ns`: borrows the ready state and queues the task
+    /// that woke itself during the poll, if one did.
+    #[inline(always)]
+    fn ready_after_poll(&self, end_ns: u64) -> Option<RefMut<'_, Ready>> {
+        let yielded = self_wake::take();
+        let Ok(mut ready) = self.ready.try_borrow_mut() else {
+            // Unreachable: nothing holds the ready state across a poll. Keep the task.
+            if let Some(runnable) = yielded {
+                self.inbox.push(runnable);
+            }
+            return None;
+        };
+        if let Some(runnable) = yielded {
+            ready.push(runnable, end_ns);
+        }
+        Some(ready)
     }
 }
 

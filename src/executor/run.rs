@@ -42,7 +42,10 @@ impl<K: QueueKey> Executor<K> {
                 // Keep the driven future's poll out of the next task's measured time.
                 self.core.refresh_clock();
             }
-            match self.core.poll_tasks(cx, main_woken, &mut polled) {
+            let stop = self.core.poll_tasks(cx, main_woken, &mut polled);
+            // The driven future's poll, next, is no queue's time.
+            self.core.close_unread_run();
+            match stop {
                 Stop::MainWoken => continue,
                 stop => {
                     if let Poll::Ready(output) = poll_main(false) {

@@ -44,6 +44,11 @@ impl Log2Histogram {
         self.counts[bucket_of(ns)] += 1;
     }
 
+    /// Records `ns` `times` times.
+    pub(crate) fn record_many(&mut self, ns: u64, times: u64) {
+        self.counts[bucket_of(ns)] += times;
+    }
+
     /// Number of recorded values.
     ///
     /// ```rust

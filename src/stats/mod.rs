@@ -63,7 +63,17 @@ pub struct QueueStats<K> {
     pub ready: usize,
     /// Time from becoming ready to being polled.
     pub queue_delay: Log2Histogram,
-    /// Duration of each poll.
+    /// Duration of each poll, one count per poll.
+    ///
+    /// Sampled where polls are short: after a poll of under 1 µs, the next few polls
+    /// (4 to 11) of tasks whose last measured poll was under 1 µs too may end without
+    /// a clock read, and each of them is counted with the duration of the poll that
+    /// started the run. Every other poll is counted with its own duration: a task's
+    /// first poll, the polls of tasks whose last measured poll took 1 µs or more, and
+    /// every poll in queues with a timed scheduler ([`LAS`](crate::scheduler::LAS)), in task
+    /// groups, or whose scheduler observes polls. `service_time` stays exact: the
+    /// read that ends a run charges the whole run. docs/OVERHEAD_ANALYSIS.md measures
+    /// what this saves and how far the sampled quantiles are from the exact ones.
     pub poll_time: Log2Histogram,
 }
 

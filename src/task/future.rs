@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::hooks::{Ending, TaskHooks};
+use super::hooks::{Ending, PollTime, TaskHooks};
 use super::panic_slot::drop_quietly;
 use super::TaskMeta;
 
@@ -156,6 +156,10 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
         let mut future = this.future;
         let hooks = &**this.hooks;
         let meta = *this.meta;
+        let flags = meta.poll_flags();
+        if !flags.may_end_unread() {
+            hooks.begin_measured_poll();
+        }
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: `ManuallyDrop<F>` is an `F` in place; the projection neither moves
             // it nor hands out anything but a pinned reference. `future_gone` is
@@ -169,10 +173,17 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
             }
             poll
         }));
-        // The one clock read of this poll: the run loop reuses it.
-        let ran = hooks.end_poll();
-        if meta.books_after_poll() {
-            meta.book_poll(hooks, ran);
+        // The one clock read of this poll (the run loop reuses it), which the executor
+        // may skip for a task that books nothing itself and whose polls are short.
+        if flags.reads_every_poll {
+            let ran_ns = hooks.end_poll();
+            if flags.books {
+                meta.book_poll(hooks, ran_ns);
+            }
+        } else if let PollTime::Read { short, .. } = hooks.end_poll_maybe_unread(flags.was_short) {
+            if short != flags.was_short {
+                meta.set_polls_short(short);
+            }
         }
         match outcome {
             Ok(Poll::Pending) => Poll::Pending,

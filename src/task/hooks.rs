@@ -25,11 +25,32 @@ impl Ending {
     }
 }
 
+/// What `TaskHooks::end_poll` saw of a poll.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PollTime {
+    /// The poll ended without a clock read.
+    Unread,
+    /// The poll ended with a read, and was short (its time, with that of the polls
+    /// before it that ended unread, was under `SHORT_POLL_NS`).
+    Read { short: bool },
+}
+
 /// What a task's wrapper needs from its executor (implemented by the run loop's core).
 pub(crate) trait TaskHooks: 'static {
-    /// Called at the end of every poll of a task: reads the clock once for the poll
-    /// (the run loop reuses the reading) and returns the poll's duration in ns.
+    /// Called before each poll that may not end unread (`PollFlags::may_end_unread`):
+    /// whatever the executor left unmeasured before it is measured now, so that the
+    /// poll is measured alone.
+    fn begin_measured_poll(&self);
+
+    /// Called at the end of every poll of a task whose polls are all read
+    /// (`PollFlags::reads_every_poll`): reads the clock once for the poll (the run
+    /// loop reuses the reading) and returns the poll's duration in ns.
     fn end_poll(&self) -> u64;
+
+    /// Called at the end of every poll of any other task: reads the clock as
+    /// `end_poll` does, or, if `may_skip_read` (the task's last measured poll was
+    /// short) and the executor allows it, skips the read.
+    fn end_poll_maybe_unread(&self, may_skip_read: bool) -> PollTime;
 
     /// How long a task polled now waited since it became ready at `ready_at_ns` (its
     /// `TaskMeta::ready_at_ns`), as the queue's `queue_delay` counts it. Called only

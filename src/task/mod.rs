@@ -27,7 +27,7 @@ use std::sync::Arc;
 use crate::inbox::Inbox;
 pub(crate) use future::TaskFuture;
 use group::GroupAccount;
-pub(crate) use hooks::{Ending, TaskHooks};
+pub(crate) use hooks::{Ending, PollTime, TaskHooks};
 pub use join::JoinHandle;
 use panic_slot::PanicSlot;
 
@@ -46,6 +46,37 @@ pub(crate) const BOOK_BURST: u8 = 4;
 const FUTURE_GONE: u8 = 8;
 /// The flags that ask a poll to book something (see `TaskMeta::book_poll`).
 const BOOKS_AFTER_POLL: u8 = BOOK_SERVICE | BOOK_GROUP;
+/// The `BOOK_*` flags.
+const BOOKS: u8 = BOOK_SERVICE | BOOK_GROUP | BOOK_BURST;
+/// `TaskMeta::flags`: the task's last poll that ended with a clock read was short, so
+/// its next poll may end without one (the executor decides; `core::unread_polls`).
+/// Written by the wrapper on the executor thread.
+const SHORT_POLLS: u8 = 16;
+/// `TaskMeta::flags`: every poll of the task ends with a clock read, because its
+/// queue's scheduler is told each poll's duration (`Scheduler::observe`). Fixed at
+/// spawn.
+pub(crate) const READS_EVERY_POLL: u8 = 32;
+
+/// The task's flags as its wrapper reads them for a poll (`TaskMeta::poll_flags`).
+pub(crate) struct PollFlags {
+    /// The poll books something besides the queue's figures (`book_poll`).
+    pub(crate) books: bool,
+    /// Every poll ends with a clock read: the task books its polls, or its queue's
+    /// scheduler observes them.
+    pub(crate) reads_every_poll: bool,
+    /// The task's last poll that ended with a clock read was short.
+    pub(crate) was_short: bool,
+}
+
+impl PollFlags {
+    /// Whether the executor may end the poll without a clock read
+    /// (`core::unread_polls`): the task's last measured poll was short, and no poll
+    /// of it must be read.
+    #[inline(always)]
+    pub(crate) fn may_end_unread(&self) -> bool {
+        self.was_short && !self.reads_every_poll
+    }
+}
 
 /// What the executor keeps about a task, inside the task's own allocation.
 ///
@@ -101,13 +132,32 @@ impl TaskMeta {
     /// The `BOOK_*` flags fixed at spawn.
     #[inline(always)]
     pub(crate) fn books(&self) -> u8 {
-        self.flags.load(Ordering::Relaxed) & !FUTURE_GONE
+        self.flags.load(Ordering::Relaxed) & BOOKS
     }
 
-    /// Whether a poll must book something besides the queue's figures.
+    /// What the wrapper needs around a poll, from one load of the flags before it (none
+    /// of these changes during the poll).
     #[inline(always)]
-    pub(crate) fn books_after_poll(&self) -> bool {
-        self.flags.load(Ordering::Relaxed) & BOOKS_AFTER_POLL != 0
+    pub(crate) fn poll_flags(&self) -> PollFlags {
+        let flags = self.flags.load(Ordering::Relaxed);
+        PollFlags {
+            books: flags & BOOKS_AFTER_POLL != 0,
+            reads_every_poll: flags & (BOOKS_AFTER_POLL | READS_EVERY_POLL) != 0,
+            was_short: flags & SHORT_POLLS != 0,
+        }
+    }
+
+    /// Records whether the task's last measured poll was short. Executor thread only
+    /// (as `set_future_gone`).
+    #[inline(always)]
+    pub(crate) fn set_polls_short(&self, short: bool) {
+        let flags = self.flags.load(Ordering::Relaxed);
+        let new = if short {
+            flags | SHORT_POLLS
+        } else {
+            flags & !SHORT_POLLS
+        };
+        self.flags.store(new, Ordering::Relaxed);
     }
 
     /// Whether the user's future is gone (completed, panicked, or dropped).
@@ -154,7 +204,7 @@ impl TaskMeta {
 
     /// Books a poll of `ran_ns` into the task's service (when its queue's scheduler
     /// asks for timing) and its group's account (when it has a group). Called only
-    /// when `books_after_poll()`.
+    /// when `PollFlags::books`.
     #[inline]
     pub(crate) fn book_poll<H: TaskHooks>(&self, hooks: &H, ran_ns: u64) {
         if self.books() & BOOK_SERVICE != 0 {
