@@ -250,30 +250,19 @@ impl Ready {
         }
     }
 
-    /// Accounts the `ran_ns` of CPU since the last clock read to queue `q`, which
-    /// closes a run of polls that ended unread (see `core::unread_polls`): `polls` of
-    /// the run's polls, each recorded in the poll-time histogram as `sample_ns` (the
-    /// poll that started the run). The read is at the end of a poll of a task that
-    /// waited `waited_ns` (counted as a poll, and among the `polls`), or (`None`) no
-    /// poll's.
-    pub(crate) fn charge_run(
-        &mut self,
-        q: usize,
-        ran_ns: u64,
-        waited_ns: Option<u64>,
-        sample_ns: u64,
-        polls: u64,
-    ) {
-        let measure = &mut self.measures[q];
-        measure.service_ns += ran_ns;
-        measure.poll_time.record_many(sample_ns, polls);
-        if let Some(waited_ns) = waited_ns {
-            measure.polls += 1;
-            measure.queue_delay.record(waited_ns);
-        }
+    /// Accounts `ran_ns` of CPU to queue `q`: the time of polls that ended without a
+    /// clock read (see `core::unread_polls`), counted as they ended.
+    pub(crate) fn charge_time(&mut self, q: usize, ran_ns: u64) {
+        self.measures[q].service_ns += ran_ns;
         if self.slice.is_some() {
             self.eevdf.charge(ran_ns);
         }
+    }
+
+    /// Counts `polls` more polls of queue `q` in its poll-time histogram, each as long
+    /// as `ns` (polls that ended without a clock read, see `core::unread_polls`).
+    pub(crate) fn count_poll_times(&mut self, q: usize, ns: u64, polls: u64) {
+        self.measures[q].poll_time.record_many(ns, polls);
     }
 
     /// Counts a poll of queue `q` that ended without a clock read, by a task that

@@ -517,10 +517,8 @@ impl TaskHooks for Core {
     }
 
     #[inline]
-    fn begin_measured_poll(&self) {
-        if self.unread.is_open() {
-            self.close_unread_run();
-        }
+    fn begin_poll(&self, may_end_unread: bool) {
+        self.begin_poll_of(may_end_unread);
     }
 
     #[inline]

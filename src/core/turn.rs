@@ -310,19 +310,21 @@ impl Core {
         // run of unread polls this read closes. Nothing moves it during a poll.
         let ran = end.saturating_sub(self.now_ns.get());
         self.now_ns.set(end);
-        let (unread, run_queue, sample_ns) = self.unread.take_polls();
+        let unread = self.unread.take_polls();
         let Some(mut ready) = self.ready_after_poll(end) else {
             return;
         };
-        let waited = polled.then_some(waited_ns);
-        if unread == 0 {
-            ready.charge(queue, ran, waited);
-        } else {
-            // This read closes a run of unread polls (their time is in `ran`), and
-            // this poll, a short task's, is one of the run's.
-            debug_assert_eq!(queue, run_queue);
-            let polls = u64::from(unread) + u64::from(polled);
-            ready.charge_run(queue, ran, waited, sample_ns, polls);
+        ready.charge(queue, ran, polled.then_some(waited_ns));
+        if unread != 0 {
+            if polled {
+                // The poll after a run that used up its length: the run's time was
+                // charged before it, and it stands for the run's polls.
+                ready.count_poll_times(queue, ran, u64::from(unread));
+            } else {
+                // A cancelled task was dropped (no poll) during a run: `ran` includes
+                // the run's time, and the run's polls count as its first one.
+                ready.count_poll_times(queue, self.unread.start_ns(), u64::from(unread));
+            }
         }
         let report = if observed {
             self.poll_report.take()

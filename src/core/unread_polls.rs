@@ -21,14 +21,15 @@
 //! - **Poll counts and queue delays** are kept for every poll; the queue delay of a
 //!   poll inside a run is measured from the run's last read (at most the run's length
 //!   early).
-//! - **The poll-time histogram is sampled within runs**: its count stays the number
-//!   of polls. A poll that is measured alone is recorded as itself; it is always so
-//!   when its task may not end unread (a run open before it is closed first, see
-//!   `begin_measured_poll`). The poll that starts a run is recorded once for itself
-//!   and, when the run closes, once more for each poll of the run (the unread ones,
-//!   and the one whose read closes it): those polls are of tasks whose last measured
-//!   poll was short too, and the run's length varies, so which poll is the sample
-//!   does not follow a rotation of tasks.
+//! - **The poll-time histogram is sampled within runs**, and its count stays the
+//!   number of polls. When a run has used up its length, the next poll of a task that
+//!   may end unread is measured alone (the run is closed by a read before it), and
+//!   counts once for itself and once for each poll of the run: it comes from the same
+//!   tasks as the run's polls, not chosen by its length, and run lengths vary so that
+//!   it does not follow a rotation of tasks either. Every poll of a task that may not
+//!   end unread is measured alone (a run open before it is closed first) and counts
+//!   for itself. A run cut short (a slice or turn ends, such a task comes) counts its
+//!   polls as long as the poll that started it.
 //! - **Deadlines** (slice end, driver yield, the batching of `run_until`'s future)
 //!   are seen at most 11 polls late, each by a task whose last measured poll
 //!   was short; a run starts only when the deadline is more than `UNREAD_GUARD_NS`
@@ -53,20 +54,19 @@ const UNREAD_GUARD_NS: u64 = 16_000;
 pub(super) struct UnreadRun {
     /// Polls that may still end unread.
     left: Cell<u32>,
-    /// Polls that ended unread since the last clock read.
+    /// Polls that ended unread and are not yet in the poll-time histogram.
     polls: Cell<u32>,
     /// Their queue (a run never crosses a slice, so they share one).
     queue: Cell<usize>,
-    /// The duration of the poll that started the run: the sample that stands for the
-    /// run's polls in the poll-time histogram.
-    sample_ns: Cell<u64>,
+    /// The duration of the poll that started the run, for a run cut short.
+    start_ns: Cell<u64>,
     /// State of the generator of run lengths (a linear congruential one: the lengths
     /// need only vary, not be unpredictable).
     seed: Cell<u32>,
 }
 
 impl UnreadRun {
-    /// Whether polls ended unread since the last read.
+    /// Whether polls ended unread that are not yet in the poll-time histogram.
     #[inline(always)]
     pub(super) fn is_open(&self) -> bool {
         self.polls.get() != 0
@@ -85,23 +85,18 @@ impl UnreadRun {
         self.queue.set(queue);
     }
 
-    /// At a clock read: how many polls ended unread since the one before (zero if
-    /// none), their queue, and the sample that stands for them. The run may go on
-    /// (see `close` to end it).
+    /// At a poll's clock read: how many polls of the run the poll stands for in the
+    /// poll-time histogram, besides itself. Non-zero only after `close_for_sample`
+    /// (or, for a cancelled task's drop, which is no poll, after polls that ended
+    /// unread: see `Core::account_poll`).
     #[inline(always)]
-    pub(super) fn take_polls(&self) -> (u32, usize, u64) {
-        (
-            self.polls.replace(0),
-            self.queue.get(),
-            self.sample_ns.get(),
-        )
+    pub(super) fn take_polls(&self) -> u32 {
+        self.polls.replace(0)
     }
 
-    /// Ends the run: `take_polls`, and no more polls may end unread.
-    #[inline(always)]
-    fn close(&self) -> (u32, usize, u64) {
-        self.left.set(0);
-        self.take_polls()
+    /// The duration of the poll that started the run.
+    pub(super) fn start_ns(&self) -> u64 {
+        self.start_ns.get()
     }
 
     /// The next run's length.
@@ -117,6 +112,21 @@ impl UnreadRun {
 }
 
 impl Core {
+    /// Before a task's poll: closes an open run when the poll may not end unread
+    /// (`may_end_unread` false: it is measured alone, and counts only for itself), or
+    /// when the run has used up its length (then the poll is measured alone and is the
+    /// run's sample).
+    #[inline(always)]
+    pub(super) fn begin_poll_of(&self, may_end_unread: bool) {
+        if self.unread.is_open() {
+            if !may_end_unread {
+                self.close_unread_run();
+            } else if self.unread.left.get() == 0 {
+                self.close_run_for_sample();
+            }
+        }
+    }
+
     /// Whether the poll ending now skips the clock read (and uses one of the run's
     /// unread polls if so).
     #[inline(always)]
@@ -129,38 +139,54 @@ impl Core {
         true
     }
 
-    /// After a measured poll of `ran_ns`, shorter than `SHORT_POLL_NS`: lets the next
-    /// polls end unread when the poll was measured alone (no unread poll before it, so
-    /// it is a sample of the poll-time histogram) and its deadline is more than
+    /// After a poll measured alone that took `ran_ns`, shorter than `SHORT_POLL_NS`:
+    /// lets the next polls end unread when its deadline is more than
     /// `UNREAD_GUARD_NS` past the poll's start (`now_ns`, under a µs before its end).
-    #[cold]
-    #[inline(never)]
+    #[inline(always)]
     pub(super) fn maybe_start_unread_run(&self, ran_ns: u64) {
-        if !self.unread.is_open()
-            && self.now_ns.get().saturating_add(UNREAD_GUARD_NS) <= self.yield_deadline_ns.get()
-        {
+        if self.now_ns.get().saturating_add(UNREAD_GUARD_NS) <= self.yield_deadline_ns.get() {
             self.unread.left.set(self.unread.next_length());
-            self.unread.sample_ns.set(ran_ns);
+            self.unread.start_ns.set(ran_ns);
         }
     }
 
-    /// Ends a run of unread polls, if one is open: reads the clock and charges the
-    /// time since the last read to the run's queue (its polls were counted as they
-    /// ended, and its sample now stands for them in the poll-time histogram). Called
-    /// before a slice may end, before a poll that must be measured alone, before the
-    /// poll of `run_until`'s future, and at the end of a turn.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn close_unread_run(&self) {
-        let (polls, queue, sample_ns) = self.unread.close();
-        if polls == 0 {
-            return;
-        }
+    /// Reads the clock and charges the time since the last read, the time of the
+    /// run's unread polls, to their queue.
+    fn charge_unread_time(&self) {
         let now = self.clock.now_ns();
         let ran = now.saturating_sub(self.now_ns.get());
         self.now_ns.set(now);
         if let Ok(mut ready) = self.ready.try_borrow_mut() {
-            ready.charge_run(queue, ran, None, sample_ns, u64::from(polls));
+            ready.charge_time(self.unread.queue.get(), ran);
+        }
+    }
+
+    /// Ends a run that used up its length, before the poll that will be its sample:
+    /// charges its time, and leaves its polls for that poll's booking to count
+    /// (`account_poll`).
+    #[cold]
+    #[inline(never)]
+    fn close_run_for_sample(&self) {
+        self.charge_unread_time();
+    }
+
+    /// Ends a run of unread polls, if one is open: reads the clock, charges the time
+    /// since the last read to the run's queue, and counts its polls in the poll-time
+    /// histogram as long as the poll that started the run. Called before a slice may
+    /// end, before a poll that may not end unread, before the poll of `run_until`'s
+    /// future, and at the end of a turn.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn close_unread_run(&self) {
+        self.unread.left.set(0);
+        if !self.unread.is_open() {
+            return;
+        }
+        self.charge_unread_time();
+        let polls = self.unread.take_polls();
+        if let Ok(mut ready) = self.ready.try_borrow_mut() {
+            let queue = self.unread.queue.get();
+            ready.count_poll_times(queue, self.unread.start_ns(), u64::from(polls));
         }
     }
 }

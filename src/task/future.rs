@@ -157,9 +157,7 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
         let hooks = &**this.hooks;
         let meta = *this.meta;
         let flags = meta.poll_flags();
-        if !flags.may_end_unread() {
-            hooks.begin_measured_poll();
-        }
+        hooks.begin_poll(flags.may_end_unread());
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: `ManuallyDrop<F>` is an `F` in place; the projection neither moves
             // it nor hands out anything but a pinned reference. `future_gone` is

@@ -37,10 +37,10 @@ pub(crate) enum PollTime {
 
 /// What a task's wrapper needs from its executor (implemented by the run loop's core).
 pub(crate) trait TaskHooks: 'static {
-    /// Called before each poll that may not end unread (`PollFlags::may_end_unread`):
-    /// whatever the executor left unmeasured before it is measured now, so that the
-    /// poll is measured alone.
-    fn begin_measured_poll(&self);
+    /// Called before each poll of a task, with `PollFlags::may_end_unread`: the
+    /// executor measures what it left unmeasured before the poll when the poll must be
+    /// measured alone.
+    fn begin_poll(&self, may_end_unread: bool);
 
     /// Called at the end of every poll of a task whose polls are all read
     /// (`PollFlags::reads_every_poll`): reads the clock once for the poll (the run

@@ -1,0 +1,245 @@
+//! Polls that end without a clock read (feature `sim`). After a poll under 1 µs,
+//! the next few polls of tasks whose last measured poll was under 1 µs too may skip
+//! the read; the read that ends the run charges all of it. Here, on the virtual
+//! clock: service time stays exact, the poll-time histogram counts every poll and its
+//! quantiles stay within one bucket of the exact ones, a task that books its own polls
+//! gets its own time only, and deadlines stay as punctual as the polls allow.
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use clockworker::sim::{self, Host, HostModel};
+use clockworker::{yield_now, Executor, ExecutorBuilder, Log2Histogram};
+use common::sim_work::US;
+
+const NS: Duration = Duration::from_nanos(1);
+
+/// A task to run: how many polls, and how long poll `i` burns.
+type PollsOf = (usize, fn(usize) -> Duration);
+
+/// A task of `polls` polls, poll `i` burning `length(i)` of virtual CPU before it
+/// yields; its last poll burns nothing and completes.
+async fn polls_of(polls: usize, length: impl Fn(usize) -> Duration) {
+    for i in 0..polls {
+        sim::cpu(length(i)).await;
+        yield_now().await;
+    }
+}
+
+/// A task that burns `length` and yields, forever, counting its polls in `polls`.
+async fn counted_polls(length: Duration, polls: Rc<Cell<u64>>) {
+    loop {
+        polls.set(polls.get() + 1);
+        sim::cpu(length).await;
+        yield_now().await;
+    }
+}
+
+/// The log2 bucket a duration falls in, as `Log2Histogram` numbers them (a bucket's
+/// upper bound is `2^i - 1` ns).
+fn bucket(d: Duration) -> u32 {
+    u64::BITS - (d.as_nanos() as u64).leading_zeros()
+}
+
+/// The exact `q`-quantile of `values`, ranked as `Log2Histogram::quantile` ranks.
+fn exact_quantile(values: &mut [Duration], q: f64) -> Duration {
+    values.sort();
+    let rank = ((q * values.len() as f64).ceil() as usize).max(1);
+    values[rank - 1]
+}
+
+fn one_queue_on_a_fine_host() -> (Host, Rc<Executor<u8>>) {
+    let host = Host::new(HostModel::fine()).unwrap();
+    let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+    (host, executor)
+}
+
+/// Runs `tasks` (each: its poll count and the length of poll `i`) to completion on
+/// one queue; returns the queue's poll-time histogram, polls and service time, and
+/// the length of every poll that ran.
+fn run_to_completion(tasks: Vec<PollsOf>) -> (Log2Histogram, u64, Duration, Vec<Duration>) {
+    let (host, executor) = one_queue_on_a_fine_host();
+    let queue = executor.queue(0).unwrap();
+    let mut lengths = Vec::new();
+    let handles: Vec<_> = tasks
+        .into_iter()
+        .map(|(polls, length)| {
+            lengths.extend((0..polls).map(length));
+            lengths.push(Duration::ZERO); // the completing poll
+            queue.spawn(polls_of(polls, length))
+        })
+        .collect();
+    let all = async move {
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    };
+    host.run(executor.run_until(all), Duration::from_secs(10))
+        .unwrap();
+    let stats = executor.queue_stats(0).unwrap();
+    (stats.poll_time, stats.polls, stats.service_time, lengths)
+}
+
+#[test]
+fn service_time_is_exact_and_every_poll_is_counted() {
+    let tasks = (0..10)
+        .map(|_| (50, (|_| 300 * NS) as fn(usize) -> Duration))
+        .collect();
+    let (poll_time, polls, service, lengths) = run_to_completion(tasks);
+    assert_eq!(polls, lengths.len() as u64);
+    assert_eq!(poll_time.count(), polls, "{poll_time}");
+    assert_eq!(service, lengths.iter().sum::<Duration>());
+}
+
+#[test]
+fn sampled_quantiles_of_tasks_taking_turns_are_within_one_bucket() {
+    // Three tasks take turns (FIFO), each always polling for its own length, in three
+    // different buckets. Runs of a fixed length that is a multiple of three would
+    // sample the same task every time.
+    let tasks: Vec<PollsOf> = vec![
+        (2_000, |_| 100 * NS),
+        (2_000, |_| 400 * NS),
+        (2_000, |_| 900 * NS),
+    ];
+    let (poll_time, polls, _, mut lengths) = run_to_completion(tasks);
+    assert_eq!(poll_time.count(), polls);
+    for q in [0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99] {
+        let exact = exact_quantile(&mut lengths, q);
+        let sampled = poll_time.quantile(q).unwrap();
+        assert!(
+            bucket(exact).abs_diff(bucket(sampled)) <= 1,
+            "q {q}: exact {exact:?}, sampled bucket's bound {sampled:?}, histogram {poll_time}"
+        );
+    }
+}
+
+#[test]
+fn sampled_quantiles_of_mixed_lengths_are_within_one_bucket() {
+    // Lengths from 50 ns to 3 µs, some polls past the 1 µs that ends a run, varying
+    // from poll to poll within each task.
+    let tasks: Vec<PollsOf> = vec![
+        (1_500, |i| (50 + (i * 37) % 700) as u32 * NS),
+        (1_500, |i| (200 + (i * 53) % 600) as u32 * NS),
+        (1_500, |i| if i % 10 == 0 { 3 * US } else { 150 * NS }),
+        (1_500, |i| (i % 5 + 1) as u32 * 180 * NS),
+    ];
+    let (poll_time, polls, service, mut lengths) = run_to_completion(tasks);
+    assert_eq!(poll_time.count(), polls);
+    assert_eq!(service, lengths.iter().sum::<Duration>());
+    for q in [0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99] {
+        let exact = exact_quantile(&mut lengths, q);
+        let sampled = poll_time.quantile(q).unwrap();
+        assert!(
+            bucket(exact).abs_diff(bucket(sampled)) <= 1,
+            "q {q}: exact {exact:?}, sampled bucket's bound {sampled:?}, histogram {poll_time}"
+        );
+    }
+}
+
+#[test]
+fn shares_and_service_stay_exact_with_short_polls_in_two_queues() {
+    let host = Host::new(HostModel::fine()).unwrap();
+    let executor = ExecutorBuilder::new()
+        .with_queue("fg", 3)
+        .with_queue("bg", 1)
+        .build()
+        .unwrap();
+    let mut counts = Vec::new();
+    for key in ["fg", "bg"] {
+        for _ in 0..4 {
+            let polls = Rc::new(Cell::new(0));
+            counts.push((key, polls.clone()));
+            executor
+                .queue(key)
+                .unwrap()
+                .spawn(counted_polls(300 * NS, polls));
+        }
+    }
+    let _ = host.run(executor.run(), Duration::from_millis(50));
+    let mut service = [Duration::ZERO; 2];
+    for (key, stats) in ["fg", "bg"].into_iter().zip(&mut service) {
+        let queue = executor.queue_stats(key).unwrap();
+        let polls: u64 = counts
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, n)| n.get())
+            .sum();
+        // Each poll burned 300 ns (the last one of each task, cut off by the end of
+        // the run, burned it too: the count is taken before the burn).
+        assert_eq!(queue.service_time, polls as u32 * 300 * NS, "{key}");
+        assert_eq!(queue.polls, polls, "{key}");
+        assert_eq!(queue.poll_time.count(), polls, "{key}");
+        *stats = queue.service_time;
+    }
+    let fg_share = service[0].as_secs_f64() / (service[0] + service[1]).as_secs_f64();
+    // 0.7538 with a read after every poll too (measured by making no poll short).
+    assert!((fg_share - 0.75).abs() < 0.005, "fg share {fg_share}");
+}
+
+#[test]
+fn a_group_gets_its_own_polls_time_only() {
+    // Tasks outside the group poll 300 ns at a time (their polls may end unread);
+    // the group's task polls 700 ns: its time must not include theirs.
+    let (host, executor) = one_queue_on_a_fine_host();
+    let queue = executor.queue(0).unwrap();
+    let group = queue.group("tenant");
+    let group_polls = Rc::new(Cell::new(0));
+    group.spawn(counted_polls(700 * NS, group_polls.clone()));
+    for _ in 0..5 {
+        queue.spawn(counted_polls(300 * NS, Rc::new(Cell::new(0))));
+    }
+    let _ = host.run(executor.run(), Duration::from_millis(20));
+    let stats = group.group_stats().unwrap();
+    assert!(group_polls.get() > 100, "{}", group_polls.get());
+    assert_eq!(stats.service_time, group_polls.get() as u32 * 700 * NS);
+}
+
+/// The longest the loop kept the thread, with `tasks` tasks whose poll `i` burns
+/// `length(i)`, forever, and a driver yield of 100 µs.
+fn max_gap_with(tasks: usize, length: fn(u64) -> Duration) -> Duration {
+    let host = Host::new(HostModel::fine()).unwrap();
+    let executor = ExecutorBuilder::new()
+        .with_queue(0u8, 1)
+        .with_driver_yield(100 * US)
+        .build()
+        .unwrap();
+    let queue = executor.queue(0).unwrap();
+    for _ in 0..tasks {
+        queue.spawn(async move {
+            let mut i = 0;
+            loop {
+                sim::cpu(length(i)).await;
+                yield_now().await;
+                i += 1;
+            }
+        });
+    }
+    let _ = host.run(executor.run(), Duration::from_millis(10));
+    let stats = executor.stats();
+    assert!(stats.driver_yields > 50, "{stats:?}");
+    stats.max_driver_gap
+}
+
+#[test]
+fn short_polls_see_the_driver_yield_within_a_poll() {
+    // A run starts only when the deadline is 16 µs away, and ends (at most 11 polls of
+    // 500 ns) before it: the read that sees the deadline is at most one poll late, as
+    // with a read after every poll.
+    let gap = max_gap_with(8, |_| 500 * NS);
+    assert!(gap >= 100 * US, "{gap:?}");
+    assert!(gap <= 100 * US + 500 * NS, "{gap:?}");
+}
+
+#[test]
+fn a_long_poll_after_short_ones_delays_the_driver_yield_by_at_most_a_run() {
+    // Each task alternates 200 ns and 20 µs polls: its 20 µs polls come after a short
+    // measured one, so they may end unread. The deadline is then seen at most 12 polls
+    // late (a run of at most 11 and the poll whose read ends it).
+    let gap = max_gap_with(16, |i| if i % 2 == 0 { 200 * NS } else { 20 * US });
+    assert!(gap >= 100 * US, "{gap:?}");
+    assert!(gap <= 100 * US + 12 * 20 * US, "{gap:?}");
+}
