@@ -518,7 +518,7 @@ impl TaskHooks for Core {
 
     #[inline]
     fn begin_poll(&self, may_end_unread: bool) {
-        self.begin_poll_of(may_end_unread);
+        self.close_run_before_poll(may_end_unread);
     }
 
     #[inline]

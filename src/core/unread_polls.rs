@@ -117,7 +117,7 @@ impl Core {
     /// when the run has used up its length (then the poll is measured alone and is the
     /// run's sample).
     #[inline(always)]
-    pub(super) fn begin_poll_of(&self, may_end_unread: bool) {
+    pub(super) fn close_run_before_poll(&self, may_end_unread: bool) {
         if self.unread.is_open() {
             if !may_end_unread {
                 self.close_unread_run();

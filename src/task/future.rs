@@ -178,7 +178,7 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
             if flags.books {
                 meta.book_poll(hooks, ran_ns);
             }
-        } else if let PollTime::Read { short, .. } = hooks.end_poll_maybe_unread(flags.was_short) {
+        } else if let PollTime::Read { short } = hooks.end_poll_maybe_unread(flags.was_short) {
             if short != flags.was_short {
                 meta.set_polls_short(short);
             }

@@ -30,8 +30,8 @@ impl Ending {
 pub(crate) enum PollTime {
     /// The poll ended without a clock read.
     Unread,
-    /// The poll ended with a read, and was short (its time, with that of the polls
-    /// before it that ended unread, was under `SHORT_POLL_NS`).
+    /// The poll ended with a clock read (and was measured alone); `short`: it took
+    /// less than `unread_polls::SHORT_POLL_NS`.
     Read { short: bool },
 }
 

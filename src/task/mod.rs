@@ -89,9 +89,10 @@ pub(crate) struct TaskMeta {
     pub(crate) queue: u16,
     /// Set by `JoinHandle::abort`: the run loop drops the task instead of polling it.
     pub(crate) aborted: AtomicBool,
-    /// `BOOK_*` (what each poll books besides the queue's figures, fixed at spawn)
-    /// and `FUTURE_GONE`. Atomic only because the metadata must be `Sync`: written
-    /// at spawn and by the wrapper on the executor thread, read there (`Relaxed`).
+    /// `BOOK_*` (what each poll books besides the queue's figures) and
+    /// `READS_EVERY_POLL`, fixed at spawn; `FUTURE_GONE` and `SHORT_POLLS`. Atomic
+    /// only because the metadata must be `Sync`: written at spawn and by the wrapper
+    /// on the executor thread, read there (`Relaxed`).
     pub(crate) flags: AtomicU8,
     /// The task's entry in the executor's task registry.
     pub(crate) registry_key: u32,
