@@ -74,6 +74,9 @@ pub struct QueueStats<K> {
     /// 1 µs or more, and every poll in queues with a timed scheduler
     /// ([`LAS`](crate::scheduler::LAS)), in task groups, or whose scheduler observes
     /// polls. `service_time` stays exact: the read that ends a run charges all of it.
+    /// Read from inside a task while a run is open, `poll_time` and `service_time`
+    /// lag by that run (at most 11 polls) until it closes, at the latest when the run
+    /// loop's turn ends.
     /// docs/OVERHEAD_ANALYSIS.md measures what this saves; `tests/sim_short_polls.rs`
     /// checks that the sampled quantiles stay within one bucket of the exact ones.
     pub poll_time: Log2Histogram,
