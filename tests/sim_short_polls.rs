@@ -52,6 +52,23 @@ fn exact_quantile(values: &mut [Duration], q: f64) -> Duration {
     values[rank - 1]
 }
 
+/// Each `q`-quantile of the sampled `poll_time` falls in the bucket of the exact one
+/// (of `lengths`, every poll's length) or a neighbouring one.
+fn assert_quantiles_within_one_bucket(
+    poll_time: &Log2Histogram,
+    lengths: &mut [Duration],
+    quantiles: &[f64],
+) {
+    for &q in quantiles {
+        let exact = exact_quantile(lengths, q);
+        let sampled = poll_time.quantile(q).unwrap();
+        assert!(
+            bucket(exact).abs_diff(bucket(sampled)) <= 1,
+            "q {q}: exact {exact:?}, sampled bucket's bound {sampled:?}, histogram {poll_time}"
+        );
+    }
+}
+
 fn one_queue_on_a_fine_host() -> (Host, Rc<Executor<u8>>) {
     let host = Host::new(HostModel::fine()).unwrap();
     let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
@@ -107,14 +124,11 @@ fn sampled_quantiles_of_tasks_taking_turns_are_within_one_bucket() {
     ];
     let (poll_time, polls, _, mut lengths) = run_to_completion(tasks);
     assert_eq!(poll_time.count(), polls);
-    for q in [0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99] {
-        let exact = exact_quantile(&mut lengths, q);
-        let sampled = poll_time.quantile(q).unwrap();
-        assert!(
-            bucket(exact).abs_diff(bucket(sampled)) <= 1,
-            "q {q}: exact {exact:?}, sampled bucket's bound {sampled:?}, histogram {poll_time}"
-        );
-    }
+    assert_quantiles_within_one_bucket(
+        &poll_time,
+        &mut lengths,
+        &[0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 0.99],
+    );
 }
 
 #[test]
@@ -130,14 +144,11 @@ fn sampled_quantiles_of_mixed_lengths_are_within_one_bucket() {
     let (poll_time, polls, service, mut lengths) = run_to_completion(tasks);
     assert_eq!(poll_time.count(), polls);
     assert_eq!(service, lengths.iter().sum::<Duration>());
-    for q in [0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99] {
-        let exact = exact_quantile(&mut lengths, q);
-        let sampled = poll_time.quantile(q).unwrap();
-        assert!(
-            bucket(exact).abs_diff(bucket(sampled)) <= 1,
-            "q {q}: exact {exact:?}, sampled bucket's bound {sampled:?}, histogram {poll_time}"
-        );
-    }
+    assert_quantiles_within_one_bucket(
+        &poll_time,
+        &mut lengths,
+        &[0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99],
+    );
 }
 
 #[test]
