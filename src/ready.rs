@@ -274,14 +274,10 @@ impl Ready {
         measure.queue_delay.record(waited_ns);
     }
 
-    /// Whether `next` at `now_ns` would go on with the running slice (or, with one
-    /// queue, whether that queue has a ready task): a run of unread polls must be
-    /// closed before a slice ends.
+    /// Whether `next` at `now_ns` would go on with the running slice (with several
+    /// queues): a run of unread polls must be closed before a slice ends.
     #[inline]
     pub(crate) fn continues_slice(&self, now_ns: u64) -> bool {
-        if self.queues.len() == 1 {
-            return self.queues[0].len() > 0;
-        }
         self.slice.is_some_and(|slice| {
             !self.preempt
                 && now_ns < slice.end_ns

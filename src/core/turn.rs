@@ -306,8 +306,9 @@ impl Core {
             Some(end) => (end, true),
             None => (self.clock.now_ns(), false),
         };
-        // `now_ns` is the last read until here: the poll's start, or the start of the
-        // run of unread polls this read closes. Nothing moves it during a poll.
+        // `now_ns` is the last read until here: the poll's start (a poll that ends
+        // with a read was measured alone), or, for a cancelled task dropped during a
+        // run, the run's start. Nothing moves it during a poll.
         let ran = end.saturating_sub(self.now_ns.get());
         self.now_ns.set(end);
         let unread = self.unread.take_polls();

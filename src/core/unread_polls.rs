@@ -16,7 +16,7 @@
 //!   run charges the run's whole time to its queue. A run never crosses a slice (the
 //!   loop closes it before `Ready::next` may switch queues), the end of a turn, or the
 //!   poll of `run_until`'s future, and it is closed before a task that books its own
-//!   polls is polled (`begin_booked_poll`), so their time is theirs alone. A panic that
+//!   polls is polled (`close_run_before_poll`), so their time is theirs alone. A panic that
 //!   leaves the loop closes its run too.
 //! - **Poll counts and queue delays** are kept for every poll; the queue delay of a
 //!   poll inside a run is measured from the run's last read (at most the run's length
@@ -86,7 +86,7 @@ impl UnreadRun {
     }
 
     /// At a poll's clock read: how many polls of the run the poll stands for in the
-    /// poll-time histogram, besides itself. Non-zero only after `close_for_sample`
+    /// poll-time histogram, besides itself. Non-zero only after `close_run_for_sample`
     /// (or, for a cancelled task's drop, which is no poll, after polls that ended
     /// unread: see `Core::account_poll`).
     #[inline(always)]
