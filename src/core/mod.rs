@@ -535,6 +535,7 @@ impl TaskHooks for Core {
             return PollTime::Unread;
         }
         let ran_ns = self.end_poll();
+        self.unread.note_measured(ran_ns);
         let short = ran_ns < unread_polls::SHORT_POLL_NS;
         if short {
             self.maybe_start_unread_run(ran_ns);

@@ -34,8 +34,9 @@ impl Core {
     pub(crate) fn begin_turn(&self) {
         let turn_start = self.clock.now_ns();
         self.now_ns.set(turn_start);
-        // Normally closed by the last `end_turn`; not after a panic left the loop.
-        self.unread.reset();
+        // A run is normally closed by the last `end_turn`; not after a panic left the
+        // loop.
+        self.unread.begin_turn();
         self.turn_start_ns.set(turn_start);
         self.driver_deadline_ns
             .set(turn_start.saturating_add(self.config.driver_yield_ns));

@@ -31,9 +31,14 @@
 //!   for itself. A run cut short (a slice or turn ends, such a task comes) counts its
 //!   polls as long as the poll that started it.
 //! - **Deadlines** (slice end, driver yield, the batching of `run_until`'s future)
-//!   are seen at most 11 polls late, each by a task whose last measured poll
-//!   was short; a run starts only when the deadline is more than `UNREAD_GUARD_NS`
-//!   away.
+//!   are seen late only when a run's polls, of tasks whose last measured poll was
+//!   short, turn out long, and then by at most the run. A run starts only when the
+//!   deadline is further away than `UNREAD_GUARD_NS`, and than `RUN_MAX` polls as long
+//!   as the longest a read measured lately (`UnreadRun::longest_ns`: a poll, or a
+//!   run's mean when its close read it; halved at each turn). So once a run shows
+//!   long polls, runs stop starting near deadlines until those polls fade: a workload
+//!   that changes from short polls to long ones pays one late deadline, not one per
+//!   turn.
 
 use std::cell::Cell;
 
@@ -43,6 +48,8 @@ use super::Core;
 /// falls in step with a fixed rotation of tasks (three tasks taking turns and runs of
 /// a fixed length would sample the same task every time).
 const RUN_MIN: u32 = 4;
+/// The longest a run gets.
+const RUN_MAX: u32 = RUN_MIN + 7;
 /// A measured poll shorter than this may start a run of unread polls.
 pub(super) const SHORT_POLL_NS: u64 = 1_000;
 /// A run starts only if the poll's deadline (`yield_deadline_ns`) is further away
@@ -63,6 +70,10 @@ pub(super) struct UnreadRun {
     /// State of the generator of run lengths (a linear congruential one: the lengths
     /// need only vary, not be unpredictable).
     seed: Cell<u32>,
+    /// The longest time one clock read measured lately for one poll: a poll of a task
+    /// that may end unread, or the mean of a run's polls when its close read them.
+    /// Halved at each turn's start.
+    longest_ns: Cell<u64>,
 }
 
 impl UnreadRun {
@@ -72,10 +83,20 @@ impl UnreadRun {
         self.polls.get() != 0
     }
 
-    /// Forgets the run (a new turn after a panic left the loop).
-    pub(super) fn reset(&self) {
+    /// At a turn's start: forgets a run a panic left open, and lets the longest
+    /// poll measured lately fade (halved).
+    pub(super) fn begin_turn(&self) {
         self.left.set(0);
         self.polls.set(0);
+        self.longest_ns.set(self.longest_ns.get() / 2);
+    }
+
+    /// A clock read measured a poll of `ns`.
+    #[inline(always)]
+    pub(super) fn note_measured(&self, ns: u64) {
+        if ns > self.longest_ns.get() {
+            self.longest_ns.set(ns);
+        }
     }
 
     /// Counts a poll of `queue` that ended unread.
@@ -140,11 +161,18 @@ impl Core {
     }
 
     /// After a poll measured alone that took `ran_ns`, shorter than `SHORT_POLL_NS`:
-    /// lets the next polls end unread when its deadline is more than
-    /// `UNREAD_GUARD_NS` past the poll's start (`now_ns`, under a µs before its end).
+    /// lets the next polls end unread when the deadline is further past the poll's
+    /// start (`now_ns`, under a µs before its end) than `UNREAD_GUARD_NS` and than
+    /// `RUN_MAX` polls as long as the longest measured lately.
     #[inline(always)]
     pub(super) fn maybe_start_unread_run(&self, ran_ns: u64) {
-        if self.now_ns.get().saturating_add(UNREAD_GUARD_NS) <= self.yield_deadline_ns.get() {
+        let longest_run = self
+            .unread
+            .longest_ns
+            .get()
+            .saturating_mul(u64::from(RUN_MAX));
+        let guard = UNREAD_GUARD_NS.max(longest_run);
+        if self.now_ns.get().saturating_add(guard) <= self.yield_deadline_ns.get() {
             self.unread.left.set(self.unread.next_length());
             self.unread.start_ns.set(ran_ns);
         }
@@ -156,6 +184,8 @@ impl Core {
         let now = self.clock.now_ns();
         let ran = now.saturating_sub(self.now_ns.get());
         self.now_ns.set(now);
+        let polls = u64::from(self.unread.polls.get()).max(1);
+        self.unread.note_measured(ran / polls);
         if let Ok(mut ready) = self.ready.try_borrow_mut() {
             ready.charge_time(self.unread.queue.get(), ran);
         }
