@@ -3,9 +3,9 @@
 //! Reading the TSC at the end of every poll cost ~39 ns of a task's ~240 in
 //! `overhead_profile` (six polls; docs/OVERHEAD_ANALYSIS.md), far more than its
 //! instructions. So after a poll that was measured alone and took less than
-//! `SHORT_POLL_NS`, the next 4 to 11 polls may end unread: the wrapper
-//! leaves the loop's clock (`Core::now_ns`) where it was, and the next read covers
-//! every poll since the one before.
+//! `SHORT_POLL_NS`, the next 4 to 11 polls may end unread: the wrapper leaves the
+//! loop's clock (`Core::now_ns`) where it was, and the next read covers every poll
+//! since the one before.
 //!
 //! Which polls may end unread: those of a task whose last measured poll was short
 //! (`TaskMeta::poll_flags`; a task's first poll is always read), that books nothing
@@ -15,9 +15,9 @@
 //! - **Service time and EEVDF's charge** stay exact in total: the read that closes a
 //!   run charges the run's whole time to its queue. A run never crosses a slice (the
 //!   loop closes it before `Ready::next` may switch queues), the end of a turn, or the
-//!   poll of `run_until`'s future, and it is closed before a task that books its own
-//!   polls is polled (`close_run_before_poll`), so their time is theirs alone. A panic that
-//!   leaves the loop closes its run too.
+//!   poll of `run_until`'s future, and it is closed before a poll that may not end
+//!   unread (`close_run_before_poll`), so that a task that books its own polls (LAS,
+//!   groups) gets its own time only. A panic that leaves the loop closes its run too.
 //! - **Poll counts and queue delays** are kept for every poll; the queue delay of a
 //!   poll inside a run is measured from the run's last read (at most the run's length
 //!   early).
