@@ -154,12 +154,22 @@ fn sampled_quantiles_of_mixed_lengths_are_within_one_bucket() {
     );
 }
 
-#[test]
-fn shares_and_service_stay_exact_with_short_polls_in_two_queues() {
+/// Polls counted per queue: the counters of the tasks of each queue.
+type Counts = Vec<(&'static str, Rc<Cell<u64>>)>;
+
+/// Two queues, "fg" and "bg", of the weights given, on a fine host, each with four
+/// tasks polling 300 ns at a time (`counted_bursts` for "fg" when `bursty_fg`,
+/// `counted_polls` otherwise), run for `time`; returns the executor and the tasks'
+/// counters.
+fn two_queues_of_short_polls(
+    weights: (u32, u32),
+    bursty_fg: bool,
+    time: Duration,
+) -> (Rc<Executor<&'static str>>, Counts) {
     let host = Host::new(HostModel::fine()).unwrap();
     let executor = ExecutorBuilder::new()
-        .with_queue("fg", 3)
-        .with_queue("bg", 1)
+        .with_queue("fg", weights.0)
+        .with_queue("bg", weights.1)
         .build()
         .unwrap();
     let mut counts = Vec::new();
@@ -167,21 +177,34 @@ fn shares_and_service_stay_exact_with_short_polls_in_two_queues() {
         for _ in 0..4 {
             let polls = Rc::new(Cell::new(0));
             counts.push((key, polls.clone()));
-            executor
-                .queue(key)
-                .unwrap()
-                .spawn(counted_polls(300 * NS, polls));
+            let queue = executor.queue(key).unwrap();
+            if bursty_fg && key == "fg" {
+                queue.spawn(counted_bursts(300 * NS, polls));
+            } else {
+                queue.spawn(counted_polls(300 * NS, polls));
+            }
         }
     }
-    let _ = host.run(executor.run(), Duration::from_millis(500));
+    let _ = host.run(executor.run(), time);
+    (executor, counts)
+}
+
+/// How many 300 ns polls the tasks of queue `key` counted.
+fn counted(counts: &Counts, key: &str) -> u64 {
+    counts
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, n)| n.get())
+        .sum()
+}
+
+#[test]
+fn shares_and_service_stay_exact_with_short_polls_in_two_queues() {
+    let (executor, counts) = two_queues_of_short_polls((3, 1), false, Duration::from_millis(500));
     let mut service = [Duration::ZERO; 2];
     for (key, stats) in ["fg", "bg"].into_iter().zip(&mut service) {
         let queue = executor.queue_stats(key).unwrap();
-        let polls: u64 = counts
-            .iter()
-            .filter(|(k, _)| *k == key)
-            .map(|(_, n)| n.get())
-            .sum();
+        let polls = counted(&counts, key);
         // Each poll burned 300 ns (the last one of each task, cut off by the end of
         // the run, burned it too: the count is taken before the burn).
         assert_eq!(queue.service_time, polls as u32 * 300 * NS, "{key}");
@@ -214,34 +237,10 @@ fn a_queue_that_runs_dry_in_a_run_keeps_its_own_time() {
     // dry while a run of its unread polls is open and the loop turns to "bg": the run
     // must be closed (and charged to "fg") before "bg" polls. (Equal weights: a switch
     // to a queue of lower weight would end the turn first, which closes the run too.)
-    let host = Host::new(HostModel::fine()).unwrap();
-    let executor = ExecutorBuilder::new()
-        .with_queue("fg", 1)
-        .with_queue("bg", 1)
-        .build()
-        .unwrap();
-    let mut counts = Vec::new();
-    for (key, bursty) in [("fg", true), ("bg", false)] {
-        for _ in 0..4 {
-            let polls = Rc::new(Cell::new(0));
-            counts.push((key, polls.clone()));
-            let queue = executor.queue(key).unwrap();
-            if bursty {
-                queue.spawn(counted_bursts(300 * NS, polls));
-            } else {
-                queue.spawn(counted_polls(300 * NS, polls));
-            }
-        }
-    }
-    let _ = host.run(executor.run(), Duration::from_millis(20));
+    let (executor, counts) = two_queues_of_short_polls((1, 1), true, Duration::from_millis(20));
     for key in ["fg", "bg"] {
-        let burned: u64 = counts
-            .iter()
-            .filter(|(k, _)| *k == key)
-            .map(|(_, n)| n.get())
-            .sum();
         let service = executor.queue_stats(key).unwrap().service_time;
-        assert_eq!(service, burned as u32 * 300 * NS, "{key}");
+        assert_eq!(service, counted(&counts, key) as u32 * 300 * NS, "{key}");
     }
 }
 
