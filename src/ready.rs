@@ -40,6 +40,15 @@ pub(crate) struct QueueMeasure {
     pub(crate) poll_time: Log2Histogram,
 }
 
+impl QueueMeasure {
+    /// Counts a poll of a task that waited `waited_ns` (its time is booked apart).
+    #[inline(always)]
+    fn count_poll(&mut self, waited_ns: u64) {
+        self.polls += 1;
+        self.queue_delay.record(waited_ns);
+    }
+}
+
 /// A task chosen to run, with what the loop needs after polling it.
 pub(crate) struct Chosen {
     pub(crate) runnable: Runnable,
@@ -189,7 +198,7 @@ impl Ready {
             // The queue whose slice just ended, if one did.
             let mut ended = None;
             if let Some(slice) = self.slice {
-                if !self.preempt && now_ns < slice.end_ns && !self.eevdf.cut_due(0) {
+                if self.slice_may_go_on(slice, now_ns) {
                     if let Some(chosen) =
                         self.pop_from(slice.queue, now_ns, turn_start_ns, slice.end_ns)
                     {
@@ -241,19 +250,22 @@ impl Ready {
         let measure = &mut self.measures[q];
         measure.service_ns += ran_ns;
         if let Some(waited_ns) = waited_ns {
-            measure.polls += 1;
+            measure.count_poll(waited_ns);
             measure.poll_time.record(ran_ns);
-            measure.queue_delay.record(waited_ns);
         }
-        if self.slice.is_some() {
-            self.eevdf.charge(ran_ns);
-        }
+        self.charge_slice(ran_ns);
     }
 
     /// Accounts `ran_ns` of CPU to queue `q`: the time of polls that ended without a
     /// clock read (see `core::unread_polls`), counted as they ended.
     pub(crate) fn charge_time(&mut self, q: usize, ran_ns: u64) {
         self.measures[q].service_ns += ran_ns;
+        self.charge_slice(ran_ns);
+    }
+
+    /// Charges `ran_ns` to the running slice's queue in EEVDF, if a slice runs.
+    #[inline(always)]
+    fn charge_slice(&mut self, ran_ns: u64) {
         if self.slice.is_some() {
             self.eevdf.charge(ran_ns);
         }
@@ -269,9 +281,7 @@ impl Ready {
     /// waited `waited_ns`: its time is charged when the run of unread polls closes.
     #[inline]
     pub(crate) fn count_unread_poll(&mut self, q: usize, waited_ns: u64) {
-        let measure = &mut self.measures[q];
-        measure.polls += 1;
-        measure.queue_delay.record(waited_ns);
+        self.measures[q].count_poll(waited_ns);
     }
 
     /// Whether `next` at `now_ns` would go on with the running slice (with several
@@ -279,11 +289,15 @@ impl Ready {
     #[inline]
     pub(crate) fn continues_slice(&self, now_ns: u64) -> bool {
         self.slice.is_some_and(|slice| {
-            !self.preempt
-                && now_ns < slice.end_ns
-                && !self.eevdf.cut_due(0)
-                && self.queues[slice.queue].len() > 0
+            self.slice_may_go_on(slice, now_ns) && self.queues[slice.queue].len() > 0
         })
+    }
+
+    /// Whether `slice` may serve another task at `now_ns`: not preempted, not over,
+    /// not cut (`next`, and `continues_slice` asks the same).
+    #[inline(always)]
+    fn slice_may_go_on(&self, slice: Slice, now_ns: u64) -> bool {
+        !self.preempt && now_ns < slice.end_ns && !self.eevdf.cut_due(0)
     }
 
     /// Lets the user scheduler of queue `q` see a poll report.

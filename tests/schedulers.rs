@@ -288,22 +288,28 @@ fn user_scheduler_sees_group_and_arrival() {
 struct Observing {
     ready: VecDeque<ReadyTask>,
     timing: bool,
-    observed: Rc<Cell<u64>>,
-    finished: Rc<Cell<u64>>,
-    observed_time: Rc<Cell<Duration>>,
-    max_attained: Rc<Cell<Duration>>,
+    seen: Rc<Observations>,
+}
+
+/// What an `Observing` scheduler counted, shared with the test.
+#[derive(Default)]
+struct Observations {
+    observed: Cell<u64>,
+    finished: Cell<u64>,
+    observed_time: Cell<Duration>,
+    max_attained: Cell<Duration>,
 }
 
 impl Observing {
-    fn new(timing: bool) -> Self {
-        Observing {
+    /// The scheduler, and what it counts.
+    fn new(timing: bool) -> (Self, Rc<Observations>) {
+        let seen = Rc::<Observations>::default();
+        let scheduler = Observing {
             ready: VecDeque::new(),
             timing,
-            observed: Rc::default(),
-            finished: Rc::default(),
-            observed_time: Rc::default(),
-            max_attained: Rc::default(),
-        }
+            seen: seen.clone(),
+        };
+        (scheduler, seen)
     }
 }
 
@@ -313,8 +319,9 @@ impl Scheduler for Observing {
     }
     fn pop(&mut self) -> Option<ReadyTask> {
         let task = self.ready.pop_front()?;
-        self.max_attained
-            .set(self.max_attained.get().max(task.attained_service()));
+        let seen = &self.seen;
+        seen.max_attained
+            .set(seen.max_attained.get().max(task.attained_service()));
         Some(task)
     }
     fn len(&self) -> usize {
@@ -324,12 +331,13 @@ impl Scheduler for Observing {
         self.timing
     }
     fn observe(&mut self, report: &PollReport) {
-        self.observed.set(self.observed.get() + 1);
+        let seen = &self.seen;
+        seen.observed.set(seen.observed.get() + 1);
         if report.finished {
-            self.finished.set(self.finished.get() + 1);
+            seen.finished.set(seen.finished.get() + 1);
         }
-        self.observed_time
-            .set(self.observed_time.get() + report.duration);
+        seen.observed_time
+            .set(seen.observed_time.get() + report.duration);
     }
 }
 
@@ -366,25 +374,21 @@ fn run_observed(scheduler: Observing) -> u64 {
 #[test]
 fn observe_is_called_once_per_poll_with_timing() {
     let _watchdog = common::watchdog();
-    let scheduler = Observing::new(true);
-    let observed = scheduler.observed.clone();
-    let finished = scheduler.finished.clone();
-    let observed_time = scheduler.observed_time.clone();
-    let max_attained = scheduler.max_attained.clone();
+    let (scheduler, seen) = Observing::new(true);
     let polls = run_observed(scheduler);
-    assert_eq!(observed.get(), polls, "observe calls != polls");
-    assert_eq!(finished.get(), 5, "one finished report per task");
+    assert_eq!(seen.observed.get(), polls, "observe calls != polls");
+    assert_eq!(seen.finished.get(), 5, "one finished report per task");
     // 15 polls spun 300 µs each.
     assert!(
-        observed_time.get() >= Duration::from_micros(15 * 300),
+        seen.observed_time.get() >= Duration::from_micros(15 * 300),
         "reported poll durations too small: {:?}",
-        observed_time.get()
+        seen.observed_time.get()
     );
     // A task popped after three 300 µs polls has attained at least 900 µs.
     assert!(
-        max_attained.get() >= Duration::from_micros(900),
+        seen.max_attained.get() >= Duration::from_micros(900),
         "attained_service not fed: {:?}",
-        max_attained.get()
+        seen.max_attained.get()
     );
 }
 
@@ -393,10 +397,7 @@ fn observe_is_called_once_per_poll_with_timing() {
 #[test]
 fn a_propagated_panic_poll_is_observed() {
     let _watchdog = common::watchdog();
-    let scheduler = Observing::new(true);
-    let observed = scheduler.observed.clone();
-    let finished = scheduler.finished.clone();
-    let observed_time = scheduler.observed_time.clone();
+    let (scheduler, seen) = Observing::new(true);
     let executor = ExecutorBuilder::new()
         .with_queue_scheduler(0u8, 1, scheduler)
         .build()
@@ -410,12 +411,12 @@ fn a_propagated_panic_poll_is_observed() {
         block_on_local(executor.run_until(std::future::pending::<()>()))
     }));
     assert!(outcome.is_err());
-    assert_eq!(observed.get(), 1);
-    assert_eq!(finished.get(), 1);
+    assert_eq!(seen.observed.get(), 1);
+    assert_eq!(seen.finished.get(), 1);
     assert!(
-        observed_time.get() >= Duration::from_millis(2),
+        seen.observed_time.get() >= Duration::from_millis(2),
         "{:?}",
-        observed_time.get()
+        seen.observed_time.get()
     );
 }
 
@@ -444,9 +445,7 @@ fn a_report_is_finished_only_when_the_polled_task_ends() {
         }
     }
     let shed = Rc::new(Cell::new(false));
-    let observing = Observing::new(true);
-    let finished = observing.finished.clone();
-    let observed = observing.observed.clone();
+    let (observing, seen) = Observing::new(true);
     let executor = ExecutorBuilder::new()
         .with_queue_scheduler(0u8, 1, observing)
         .with_queue_scheduler(
@@ -482,10 +481,10 @@ fn a_report_is_finished_only_when_the_polled_task_ends() {
         assert!(victim.await.unwrap_err().is_cancelled());
     }));
     assert_eq!(
-        finished.get(),
+        seen.finished.get(),
         1,
         "finished reports in {} observed polls of one task",
-        observed.get()
+        seen.observed.get()
     );
 }
 
@@ -572,19 +571,17 @@ fn an_untimed_queue_keeps_a_tasks_service_at_zero_even_in_a_group() {
 #[test]
 fn observe_is_not_called_without_timing() {
     let _watchdog = common::watchdog();
-    let scheduler = Observing::new(false);
-    let observed = scheduler.observed.clone();
-    let max_attained = scheduler.max_attained.clone();
+    let (scheduler, seen) = Observing::new(false);
     let polls = run_observed(scheduler);
     assert_eq!(polls, 20);
     assert_eq!(
-        observed.get(),
+        seen.observed.get(),
         0,
         "observe called although needs_timing is false"
     );
     // attained_service is documented as kept only for schedulers that need timing.
     assert_eq!(
-        max_attained.get(),
+        seen.max_attained.get(),
         Duration::ZERO,
         "attained_service charged although needs_timing is false"
     );

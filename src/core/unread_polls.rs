@@ -107,9 +107,9 @@ impl UnreadRun {
     }
 
     /// At a poll's clock read: how many polls of the run the poll stands for in the
-    /// poll-time histogram, besides itself. Non-zero only after `close_run_for_sample`
-    /// (or, for a cancelled task's drop, which is no poll, after polls that ended
-    /// unread: see `Core::account_poll`).
+    /// poll-time histogram, besides itself. Non-zero only for the sample after a run
+    /// that used up its length (`close_run_before_poll`), or, for a cancelled task's
+    /// drop, which is no poll, after polls that ended unread (`Core::account_poll`).
     #[inline(always)]
     pub(super) fn take_polls(&self) -> u32 {
         self.polls.replace(0)
@@ -143,7 +143,7 @@ impl Core {
             if !may_end_unread {
                 self.close_unread_run();
             } else if self.unread.left.get() == 0 {
-                self.close_run_for_sample();
+                self.charge_run_time();
             }
         }
     }
@@ -179,8 +179,12 @@ impl Core {
     }
 
     /// Reads the clock and charges the time since the last read, the time of the
-    /// run's unread polls, to their queue.
-    fn charge_unread_time(&self) {
+    /// run's unread polls, to their queue. Alone, before a poll, this ends a run that
+    /// used up its length: that poll is the run's sample, and its booking counts the
+    /// run's polls (`account_poll`); `close_unread_run` counts them itself.
+    #[cold]
+    #[inline(never)]
+    fn charge_run_time(&self) {
         let now = self.clock.now_ns();
         let ran = now.saturating_sub(self.now_ns.get());
         self.now_ns.set(now);
@@ -189,15 +193,6 @@ impl Core {
         if let Ok(mut ready) = self.ready.try_borrow_mut() {
             ready.charge_time(self.unread.queue.get(), ran);
         }
-    }
-
-    /// Ends a run that used up its length, before the poll that will be its sample:
-    /// charges its time, and leaves its polls for that poll's booking to count
-    /// (`account_poll`).
-    #[cold]
-    #[inline(never)]
-    fn close_run_for_sample(&self) {
-        self.charge_unread_time();
     }
 
     /// Ends a run of unread polls, if one is open: reads the clock, charges the time
@@ -212,7 +207,7 @@ impl Core {
         if !self.unread.is_open() {
             return;
         }
-        self.charge_unread_time();
+        self.charge_run_time();
         let polls = self.unread.take_polls();
         if let Ok(mut ready) = self.ready.try_borrow_mut() {
             let queue = self.unread.queue.get();
