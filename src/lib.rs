@@ -153,6 +153,7 @@ mod inbox;
 pub mod observe;
 mod stats;
 mod sync;
+mod thread_id;
 // In layer order: task, scheduler (the policies inside a queue), ready (all queues):
 mod ready;
 pub mod scheduler;

@@ -20,7 +20,7 @@ use std::task::{Context, Poll, Waker};
 use crate::error::{JoinError, SpawnError};
 use crate::inbox::{Inbox, Job};
 use crate::schedule::{spawn, with_local_core};
-use crate::task::{JoinHandle, Runnable};
+use crate::task::{JoinHandle, TaskRef};
 
 /// Spawns `Send` futures onto an executor's queues from any thread.
 ///
@@ -46,7 +46,7 @@ use crate::task::{JoinHandle, Runnable};
 /// worker.join().unwrap();
 /// ```
 pub struct RemoteSpawner<K> {
-    inbox: Arc<Inbox<Runnable>>,
+    inbox: Arc<Inbox<TaskRef>>,
     index: Arc<HashMap<K, usize>>,
 }
 
@@ -68,7 +68,7 @@ impl<K: fmt::Debug> fmt::Debug for RemoteSpawner<K> {
 }
 
 impl<K: crate::QueueKey> RemoteSpawner<K> {
-    pub(crate) fn new(inbox: Arc<Inbox<Runnable>>, index: HashMap<K, usize>) -> Self {
+    pub(crate) fn new(inbox: Arc<Inbox<TaskRef>>, index: HashMap<K, usize>) -> Self {
         RemoteSpawner {
             inbox,
             index: Arc::new(index),

@@ -14,10 +14,10 @@
 #[cfg(not(loom))]
 pub(crate) use atomic_waker::AtomicWaker;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 
 /// loom's `AtomicWaker` behind `atomic-waker`'s signatures.
 #[cfg(loom)]

@@ -136,6 +136,15 @@ impl Drop for Guard {
 /// The ids of the tasks, in the order they were polled.
 type PollLog = Rc<std::cell::RefCell<Vec<usize>>>;
 
+/// A wake on the executor's thread of task `id`, already woken from another thread
+/// since the last run: the task is queued now, no longer when the inbox is drained.
+fn here_after_remote(id: usize, queued_remote: &mut Vec<usize>, queued_here: &mut Vec<usize>) {
+    if let Some(at) = queued_remote.iter().position(|&queued| queued == id) {
+        queued_remote.remove(at);
+        queued_here.push(id);
+    }
+}
+
 /// Picks among the tasks for which `eligible` holds, if any.
 fn pick(tasks: &[Task], index: &Index, eligible: impl Fn(&Task) -> bool) -> Option<usize> {
     let candidates: Vec<usize> = (0..tasks.len()).filter(|&i| eligible(&tasks[i])).collect();
@@ -211,7 +220,9 @@ fn check(weights: (u32, u32), ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut shut_down = false;
     let log = PollLog::default();
     // Tasks queued since the last run: by a spawn or a wake on this thread, and by a
-    // wake from another thread (queued when the run drains the inbox).
+    // wake from another thread (queued when the run drains the inbox). A wake on this
+    // thread queues a task at once even while a wake from elsewhere is on its way
+    // (that one then finds it queued): the task moves from the second list to the first.
     let (mut queued_here, mut queued_remote): (Vec<usize>, Vec<usize>) = (vec![], vec![]);
     for op in ops {
         match op {
@@ -255,6 +266,8 @@ fn check(weights: (u32, u32), ops: Vec<Op>) -> Result<(), TestCaseError> {
                         } else {
                             queued_here.push(id);
                         }
+                    } else if !remote {
+                        here_after_remote(id, &mut queued_remote, &mut queued_here);
                     }
                     task.woken = true;
                     if remote {
@@ -273,6 +286,8 @@ fn check(weights: (u32, u32), ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let Some(waker) = waker {
                     if !task.woken && !shut_down {
                         queued_here.push(id);
+                    } else {
+                        here_after_remote(id, &mut queued_remote, &mut queued_here);
                     }
                     task.woken = true;
                     waker.wake();

@@ -11,6 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "clock",
         "sync",
+        "thread_id",
         "stats",
         "error",
         "eevdf",

@@ -28,7 +28,8 @@ use crate::ready::{queue_delay_ns, Ready, READY_WHILE_PARKED};
 use crate::stats::{ExecutorStats, QueueStats};
 use crate::task::group::{GroupAccount, GroupRegistry};
 use crate::task::{
-    Ending, PollTime, Runnable, TaskHooks, TaskMeta, BOOK_BURST, BOOK_SERVICE, READS_EVERY_POLL,
+    Ending, PollTime, Runnable, TaskHooks, TaskMeta, TaskRef, BOOK_BURST, BOOK_SERVICE,
+    READS_EVERY_POLL,
 };
 use registry::TaskRegistry;
 use unread_polls::UnreadRun;
@@ -87,7 +88,7 @@ pub(crate) enum Stop {
 /// The run loop's state (see the module docs).
 pub(crate) struct Core {
     id: u64,
-    inbox: Arc<Inbox<Runnable>>,
+    inbox: Arc<Inbox<TaskRef>>,
     config: Config,
     ready: RefCell<Ready>,
     /// One waker per live task, so shutdown can reach parked tasks.
@@ -209,7 +210,7 @@ impl Core {
     }
 
     /// The cross-thread side: where other threads send wakes, aborts and spawn jobs.
-    pub(crate) fn inbox(&self) -> &Arc<Inbox<Runnable>> {
+    pub(crate) fn inbox(&self) -> &Arc<Inbox<TaskRef>> {
         &self.inbox
     }
 
@@ -333,7 +334,7 @@ impl Core {
         let mut slot = Some(runnable);
         self.try_push_local(&mut slot);
         if let Some(runnable) = slot {
-            self.inbox.push(runnable);
+            runnable.defer();
         }
     }
 
@@ -365,14 +366,16 @@ impl Core {
     /// their queues, and wakes aborted tasks so the loop meets them and drops them.
     fn drain_inbox(&self) {
         self.inbox.drain(
-            |runnable| match self.ready.try_borrow_mut() {
+            |woken: TaskRef| match self.ready.try_borrow_mut() {
                 // Its queue delay counts from the start of this turn.
                 Ok(mut ready) => {
-                    let _ = ready.push_woken(runnable, READY_WHILE_PARKED);
+                    if let Some(runnable) = woken.schedule_here() {
+                        let _ = ready.push_woken(runnable, READY_WHILE_PARKED);
+                    }
                 }
                 // Unreachable: nothing holds the ready state while the inbox is
                 // drained. Keep the task for the next drain.
-                Err(_) => self.inbox.push(runnable),
+                Err(_) => self.inbox.push(woken),
             },
             |key| {
                 // The key may already belong to a newer task (the aborted one finished
@@ -428,9 +431,10 @@ impl Core {
     /// ones become ready), then drops all ready tasks, until no task is left. Dropping a
     /// future may wake or spawn others; the loop runs until the registry is empty.
     ///
-    /// A task woken on another thread at the same moment may be between "scheduled" and
-    /// "pushed into the inbox"; it keeps its registry entry (removed only when its
-    /// future is dropped), so the loop waits for that push instead of missing it.
+    /// Every task keeps its registry entry until its future is dropped, and waking it
+    /// here schedules it on this thread (a wake from another thread at the same moment
+    /// only adds a reference to the inbox, which is drained here too), so each pass
+    /// finds every live task unless a scheduler hides tasks from `pop`.
     pub(crate) fn cancel_all(&self) {
         self.cancel_requested.set(false);
         let mut doomed: Vec<Runnable> = Vec::new();
@@ -444,8 +448,8 @@ impl Core {
                 waker.wake();
             }
             self.ready.borrow_mut().drain_all(&mut doomed);
-            while let Some(runnable) = self.inbox.pop() {
-                doomed.push(runnable);
+            while let Some(woken) = self.inbox.pop() {
+                doomed.extend(woken.schedule_here());
             }
             if doomed.is_empty() {
                 // Every live task is scheduled by another thread whose push has not
@@ -576,7 +580,7 @@ impl TaskHooks for Core {
         // The loop books a poll after `Runnable::run` returns, which this one will not.
         // `observed: true` only has the booking look for a report, which exists when
         // the queue's scheduler wants one.
-        self.account_poll(queue, self.queue_delay_ns(ready_at_ns), true);
+        self.account_poll(queue, self.queue_delay_ns(ready_at_ns), true, None);
         // The poll may have ended unread: its run's time is booked before the panic
         // leaves the loop (the next turn starts a new one).
         self.close_unread_run();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::observe::spans;
 use crate::ready::Ready;
 use crate::scheduler::PollReport;
-use crate::task::self_wake;
+use crate::task::Runnable;
 
 use super::{Core, Stop, UNREAD_END};
 
@@ -139,13 +139,13 @@ impl Core {
             let unwinding = ClearRunningOnUnwind(self);
             #[cfg(feature = "tracing")]
             let span = spans::enter(self.id, &self.queue_names, chosen.queue, meta.arrival);
-            chosen.runnable.run();
+            let yielded = chosen.runnable.run();
             *polled = true;
             #[cfg(feature = "tracing")]
             spans::exit(span);
             std::mem::forget(unwinding);
             // A task panic that leaves `run` was booked by the `panic_propagates` hook.
-            self.account_poll(chosen.queue, chosen.waited_ns, chosen.observed);
+            self.account_poll(chosen.queue, chosen.waited_ns, chosen.observed, yielded);
             if self.cancel_requested.get() {
                 self.close_unread_run();
                 self.cancel_all();
@@ -214,9 +214,9 @@ impl Core {
     /// task and drops its future here; the time it takes is booked, as no poll.
     #[cold]
     #[inline(never)]
-    fn drop_aborted(&self, runnable: crate::task::Runnable, queue: usize) {
+    fn drop_aborted(&self, runnable: Runnable, queue: usize) {
         drop(runnable);
-        self.account_poll(queue, 0, false);
+        self.account_poll(queue, 0, false, None);
     }
 
     /// Returns to the host with work still ready: the host polls the loop again at once.
@@ -299,11 +299,20 @@ impl Core {
     /// hook before it does. A guard on the loop's stack booking it instead kept the
     /// poll's fields in memory across `run` for the unwinding path and cost ~10
     /// instructions per poll (callgrind, docs/OVERHEAD_ANALYSIS.md).
+    ///
+    /// `yielded`: the task, when it was woken during the poll (`Runnable::run` gave it
+    /// back); it is queued again.
     #[inline(always)]
-    pub(super) fn account_poll(&self, queue: usize, waited_ns: u64, observed: bool) {
+    pub(super) fn account_poll(
+        &self,
+        queue: usize,
+        waited_ns: u64,
+        observed: bool,
+        yielded: Option<Runnable>,
+    ) {
         self.clear_running();
         let (end, polled) = match self.poll_end_ns.take() {
-            Some(UNREAD_END) => return self.account_unread_poll(queue, waited_ns),
+            Some(UNREAD_END) => return self.account_unread_poll(queue, waited_ns, yielded),
             Some(end) => (end, true),
             None => (self.clock.now_ns(), false),
         };
@@ -313,7 +322,7 @@ impl Core {
         let ran = end.saturating_sub(self.now_ns.get());
         self.now_ns.set(end);
         let unread = self.unread.take_polls();
-        let Some(mut ready) = self.ready_after_poll(end) else {
+        let Some(mut ready) = self.ready_after_poll(end, yielded) else {
             return;
         };
         ready.charge(queue, ran, polled.then_some(waited_ns));
@@ -349,22 +358,25 @@ impl Core {
     /// `account_poll` of a poll that ended without a clock read: counts it (its time
     /// is charged when the run of unread polls closes).
     #[inline(always)]
-    fn account_unread_poll(&self, queue: usize, waited_ns: u64) {
+    fn account_unread_poll(&self, queue: usize, waited_ns: u64, yielded: Option<Runnable>) {
         self.unread.count_poll(queue);
-        if let Some(mut ready) = self.ready_after_poll(self.now_ns.get()) {
+        if let Some(mut ready) = self.ready_after_poll(self.now_ns.get(), yielded) {
             ready.count_unread_poll(queue, waited_ns);
         }
     }
 
     /// After a poll that ended at `end_ns`: borrows the ready state and queues the task
-    /// that woke itself during the poll, if one did.
+    /// that was woken during the poll (`yielded`), if one was.
     #[inline(always)]
-    fn ready_after_poll(&self, end_ns: u64) -> Option<RefMut<'_, Ready>> {
-        let yielded = self_wake::take();
+    fn ready_after_poll(
+        &self,
+        end_ns: u64,
+        yielded: Option<Runnable>,
+    ) -> Option<RefMut<'_, Ready>> {
         let Ok(mut ready) = self.ready.try_borrow_mut() else {
             // Unreachable: nothing holds the ready state across a poll. Keep the task.
             if let Some(runnable) = yielded {
-                self.inbox.push(runnable);
+                runnable.defer();
             }
             return None;
         };

@@ -472,6 +472,8 @@ impl<K> Drop for Executor<K> {
     fn drop(&mut self) {
         self.core.shutdown();
         deregister_local(self.core.id());
+        // Wakes from other threads that arrive from now on find the executor gone.
+        self.core.inbox().close_tasks();
     }
 }
 

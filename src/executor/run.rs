@@ -11,7 +11,7 @@ use crate::core::Stop;
 use crate::eevdf::MAX_WEIGHT;
 use crate::inbox::Inbox;
 use crate::queue::QueueKey;
-use crate::task::Runnable;
+use crate::task::TaskRef;
 
 use super::Executor;
 
@@ -86,12 +86,12 @@ impl<K: QueueKey> Executor<K> {
 /// outside the run loop, wakes the host.
 pub(super) struct MainWake {
     pub(super) woken: AtomicBool,
-    inbox: Arc<Inbox<Runnable>>,
+    inbox: Arc<Inbox<TaskRef>>,
 }
 
 impl MainWake {
     /// Woken at first, so that the first turn polls the driven future.
-    pub(super) fn new(inbox: Arc<Inbox<Runnable>>) -> Arc<Self> {
+    pub(super) fn new(inbox: Arc<Inbox<TaskRef>>) -> Arc<Self> {
         Arc::new(MainWake {
             woken: AtomicBool::new(true),
             inbox,

@@ -37,6 +37,9 @@ pub(crate) type Job = Box<dyn FnOnce() + Send>;
 pub(crate) struct Inbox<T> {
     /// The executor this inbox belongs to.
     executor_id: u64,
+    /// The executor's thread (`crate::thread_id`): the inbox is made there, and the
+    /// executor never leaves it.
+    owner_thread: u64,
     tasks: ConcurrentQueue<T>,
     /// Registry keys of tasks whose `JoinHandle::abort` was called (from any thread).
     aborts: ConcurrentQueue<usize>,
@@ -49,6 +52,7 @@ impl<T> Inbox<T> {
     pub(crate) fn new(executor_id: u64) -> Self {
         Inbox {
             executor_id,
+            owner_thread: crate::thread_id::current(),
             tasks: ConcurrentQueue::unbounded(),
             aborts: ConcurrentQueue::unbounded(),
             jobs: ConcurrentQueue::unbounded(),
@@ -62,17 +66,30 @@ impl<T> Inbox<T> {
         self.executor_id
     }
 
-    /// Hands a woken task to the executor, from any thread.
+    /// The thread the executor lives on.
+    pub(crate) fn owner_thread(&self) -> u64 {
+        self.owner_thread
+    }
+
+    /// Hands a woken task to the executor, from any thread. Once the executor is gone
+    /// ([`close_tasks`](Self::close_tasks)) the task is dropped here instead: a woken
+    /// task is only a reference by then (its future was dropped with the executor).
     pub(crate) fn push(&self, task: T) {
-        // The queue is unbounded and never closed while a task exists (shutdown
-        // cancels every task before the executor goes away), so this cannot fail.
-        if let Err(err) = self.tasks.push(task) {
-            // Unreachable by construction; keep the task rather than drop it on a
-            // foreign thread (async-task would panic). Leaking is the lesser harm.
-            std::mem::forget(err.into_inner());
+        if let Err(refused) = self.tasks.push(task) {
+            drop(refused.into_inner());
             return;
         }
         self.notify();
+    }
+
+    /// Executor thread, when the executor goes away (after every future was dropped):
+    /// refuses further woken tasks and drops the ones waiting, so that no reference to
+    /// a task waits here for good (a task's metadata holds this inbox: a cycle).
+    pub(crate) fn close_tasks(&self) {
+        self.tasks.close();
+        while let Ok(task) = self.tasks.pop() {
+            drop(task);
+        }
     }
 
     /// Asks the executor to wake the task with registry key `key`, so that the run

@@ -503,6 +503,15 @@ pub(crate) mod test_support {
     use crate::task::panic_slot::PanicSlot;
     use crate::task::TaskMeta;
 
+    /// Test tasks are never woken (their future is ready at once).
+    struct NeverWoken;
+
+    impl crate::task::cell::Schedule for NeverWoken {
+        fn schedule(runnable: crate::task::Runnable) -> Result<(), crate::task::Runnable> {
+            Err(runnable)
+        }
+    }
+
     /// A ready task with spawn order `arrival`, in `group`, that was polled for
     /// `service_ns` so far. It never runs; dropping it cancels it.
     pub(crate) fn ready_task(
@@ -522,10 +531,8 @@ pub(crate) mod test_support {
             service_ns: AtomicU64::new(service_ns),
             drop_panic: PanicSlot::new(),
         };
-        let (runnable, task) = async_task::Builder::new()
-            .metadata(meta)
-            .spawn(|_| async {}, |_runnable| {});
-        task.detach();
+        let (runnable, _handle) =
+            crate::task::cell::spawn::<_, _, NeverWoken>(meta, |_| std::future::ready(()));
         ReadyTask::new(runnable)
     }
 }

@@ -3,15 +3,15 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
+use super::cell::TaskHandle;
 use super::future::TaskOutput;
 use super::TaskMeta;
 use crate::error::JoinError;
 
-type Inner<T> = async_task::FallibleTask<TaskOutput<T>, TaskMeta>;
+type Inner<T> = TaskHandle<TaskOutput<T>>;
 
 /// An owned permission to await a spawned task's result.
 ///
@@ -53,42 +53,20 @@ type Inner<T> = async_task::FallibleTask<TaskOutput<T>, TaskMeta>;
 pub struct JoinHandle<T> {
     /// `None` once the result was taken, or when the spawn was refused.
     task: Option<Inner<T>>,
-    /// The task's metadata, inside the task's allocation (see `meta`).
-    meta: Option<NonNull<TaskMeta>>,
 }
 
-// SAFETY: the handle owns an async-task `FallibleTask`, which is `Send` when the output
-// is `Send` (the metadata is `Send + Sync`), and a pointer to that task's metadata,
-// which is only read through `&TaskMeta` (atomics and immutable fields: `Sync`).
-unsafe impl<T: Send> Send for JoinHandle<T> {}
-// SAFETY: as above; `&JoinHandle` only allows `abort` and `is_finished`, which read
-// the metadata and the task state atomically.
-unsafe impl<T: Send> Sync for JoinHandle<T> {}
-
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<TaskOutput<T>, TaskMeta>) -> Self {
-        let meta = NonNull::from(task.metadata());
-        JoinHandle {
-            task: Some(task.fallible()),
-            meta: Some(meta),
-        }
+    pub(crate) fn new(task: Inner<T>) -> Self {
+        JoinHandle { task: Some(task) }
     }
 
     /// A handle for a spawn that was refused because the executor is shut down.
     pub(crate) fn cancelled() -> Self {
-        JoinHandle {
-            task: None,
-            meta: None,
-        }
+        JoinHandle { task: None }
     }
 
     fn meta(&self) -> Option<&TaskMeta> {
-        self.task.as_ref()?;
-        let meta = self.meta?;
-        // SAFETY: `meta` points at the metadata inside the task's allocation, which
-        // async-task keeps alive (and never moves) while `self.task` holds its handle;
-        // we just checked that it does.
-        Some(unsafe { meta.as_ref() })
+        Some(self.task.as_ref()?.metadata())
     }
 
     /// Cancels the task, as tokio's `JoinHandle::abort` does: the task is not polled
@@ -175,7 +153,7 @@ impl<T> Future for JoinHandle<T> {
         let Some(task) = this.task.as_mut() else {
             return Poll::Ready(Err(JoinError::Cancelled));
         };
-        let result = match Pin::new(task).poll(cx) {
+        let result = match task.poll_output(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(output)) => match output.into_output() {
                 Some(value) => Ok(value),
@@ -195,9 +173,6 @@ impl<T> Drop for JoinHandle<T> {
         if let Some(meta) = self.meta() {
             // No one will take a payload the future's `Drop` may leave (see `PanicSlot`).
             meta.drop_panic.detach();
-        }
-        if let Some(task) = self.task.take() {
-            task.detach();
         }
     }
 }

@@ -14,12 +14,12 @@
 //! - Every live task has an entry (a waker) in the executor's task registry, so that
 //!   shutdown can reach tasks that are parked on I/O and drop their futures.
 
+pub(crate) mod cell;
 mod future;
 pub(crate) mod group;
 mod hooks;
 mod join;
 pub(crate) mod panic_slot;
-pub(crate) mod self_wake;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -31,8 +31,7 @@ pub(crate) use hooks::{Ending, PollTime, TaskHooks};
 pub use join::JoinHandle;
 use panic_slot::PanicSlot;
 
-/// The executor's handle on a ready task.
-pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
+pub(crate) use cell::{Runnable, TaskRef};
 
 /// `TaskMeta::flags`: the queue's scheduler asks for timing, so `service_ns` is kept.
 pub(crate) const BOOK_SERVICE: u8 = 1;
@@ -43,7 +42,7 @@ pub(crate) const BOOK_GROUP: u8 = 2;
 pub(crate) const BOOK_BURST: u8 = 4;
 /// `TaskMeta::flags`: the user's future is gone (it completed or panicked, or its
 /// drop began). Set once, on the executor's thread, by the task's wrapper.
-const FUTURE_GONE: u8 = 8;
+pub(crate) const FUTURE_GONE: u8 = 8;
 /// The flags that ask a poll to book something (see `TaskMeta::book_poll`).
 const BOOKS_AFTER_POLL: u8 = BOOK_SERVICE | BOOK_GROUP;
 /// The `BOOK_*` flags.
@@ -102,7 +101,7 @@ pub(crate) struct TaskMeta {
     pub(crate) arrival: u64,
     /// The executor's cross-thread side: where wakes from other threads and abort
     /// requests go, and the executor's id.
-    pub(crate) inbox: Arc<Inbox<Runnable>>,
+    pub(crate) inbox: Arc<Inbox<TaskRef>>,
     /// When the task last became ready (executor clock, ns), for queue-delay stats.
     /// Atomic only because the metadata must be `Sync`; all accesses are on the
     /// executor thread and use `Relaxed`.
