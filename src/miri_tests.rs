@@ -1,7 +1,7 @@
 //! Executor-level tests kept inside the crate so that `cargo +nightly miri test --lib`
-//! checks our unsafe code on real paths: `spawn_unchecked` with a future that borrows
-//! its task's metadata (`task::spawn`), the `NonNull` metadata pointer in `JoinHandle`
-//! (`task::join`), the wake path through the thread-local registry and through the
+//! checks our unsafe code on real paths: the task cell (`task::cell`: a future that
+//! borrows its task's metadata, the slot that holds the future then the output, the
+//! reference count, the join handle on any thread), the wake path through the thread-local registry and through the
 //! cross-thread inbox, abort, shutdown, dropping the executor, the task wrapper's
 //! in-place drop of a future whose `Drop` panics (`task::future`, `task::panic_slot`),
 //! and the running task's metadata pointer that `clockworker::spawn` reads
@@ -328,6 +328,70 @@ fn wakes_from_another_thread_go_through_the_inbox() {
     });
     assert_eq!(block_on(executor.run_until(handle)).unwrap(), 7);
     waker_thread.join().unwrap();
+    assert_eq!(executor.stats().live_tasks, 0);
+}
+
+/// Join handles on other threads: one awaited there while the task completes here
+/// (the handle's waker handshake, `task::cell::handle`), one dropped there after its
+/// task completed (it drops the output), one dropped there before (the task's end
+/// drops it). Every output is dropped once, on one side or the other.
+#[test]
+fn handles_awaited_and_dropped_on_other_threads() {
+    let _watchdog = watchdog();
+    let executor = executor(false);
+    let q = executor.queue(0).unwrap();
+    // Outputs cross threads here: a `Send` drop count.
+    struct Output(Arc<AtomicUsize>);
+    impl Drop for Output {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let count = || drops.load(Ordering::SeqCst);
+    let (future, slot, woken) = parked();
+    let awaited = q.spawn({
+        let guard = Output(drops.clone());
+        async move {
+            future.await;
+            guard
+        }
+    });
+    let finished_first = q.spawn({
+        let guard = Output(drops.clone());
+        async move { guard }
+    });
+    let dropped_first = q.spawn({
+        let guard = Output(drops.clone());
+        async move {
+            yield_now().await;
+            guard
+        }
+    });
+    thread::spawn(move || drop(dropped_first)).join().unwrap();
+    let joiner = thread::spawn(move || block_on(awaited).map(drop).is_ok());
+    block_on(executor.run_until(async {
+        while count() == 0 || !finished_first.is_finished() || slot.lock().unwrap().is_none() {
+            yield_now().await;
+        }
+    }));
+    assert_eq!(count(), 1, "the output whose handle was dropped first");
+    thread::spawn(move || drop(finished_first)).join().unwrap();
+    assert_eq!(count(), 2, "the output its dropped handle left");
+    let waker = slot.lock().unwrap().take().unwrap();
+    woken.store(true, Ordering::Release);
+    waker.wake();
+    // Until the joiner has the output and dropped it.
+    block_on(executor.run_until(async {
+        while count() < 3 {
+            yield_now().await;
+        }
+    }));
+    assert!(
+        joiner.join().unwrap(),
+        "the handle awaited elsewhere got the output"
+    );
+    assert_eq!(count(), 3);
     assert_eq!(executor.stats().live_tasks, 0);
 }
 

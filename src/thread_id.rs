@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The last id handed out; 0 is never an id.
 static LAST_ID: AtomicU64 = AtomicU64::new(0);
 
+#[cfg(not(loom))]
 thread_local! {
     /// This thread's id, 0 until first asked for. Const-initialised and without drop
     /// glue: reading it is a plain load at a fixed offset, valid even while the thread's
@@ -18,10 +19,16 @@ thread_local! {
     static THREAD_ID: Cell<u64> = const { Cell::new(0) };
 }
 
+// loom runs a model's threads on one OS thread: its own thread-locals tell them apart.
+#[cfg(loom)]
+loom::thread_local! {
+    static THREAD_ID: Cell<u64> = Cell::new(0);
+}
+
 /// The current thread's id (never 0).
 #[inline(always)]
 pub(crate) fn current() -> u64 {
-    let id = THREAD_ID.get();
+    let id = THREAD_ID.with(Cell::get);
     if id != 0 {
         return id;
     }
@@ -32,11 +39,11 @@ pub(crate) fn current() -> u64 {
 #[inline(never)]
 fn assign() -> u64 {
     let id = LAST_ID.fetch_add(1, Ordering::Relaxed) + 1;
-    THREAD_ID.set(id);
+    THREAD_ID.with(|cell| cell.set(id));
     id
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::current;
 

@@ -258,9 +258,9 @@ impl Core {
         let meta = self.running_task.get()?;
         // SAFETY: `running_task` points at the metadata inside the allocation of the
         // task being polled: set right before its `Runnable::run`, cleared as soon as
-        // that returns or unwinds (`account_poll`, `ClearRunningOnUnwind`). async-task
+        // that returns or unwinds (`account_poll`, `ClearRunningOnUnwind`). The cell
         // keeps the allocation alive, and the metadata in place, for the whole of `run`
-        // (the `Runnable` holds a reference until `run` ends), and this is called on the
+        // (the future's reference is released only at its end, `task::cell`), and this is called on the
         // executor's thread from inside that poll (user code of the task, or a `Drop` it
         // runs). The metadata is only read, through `&`.
         let meta = unsafe { meta.as_ref() };

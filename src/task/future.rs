@@ -2,17 +2,20 @@
 //! task's attained service, completion counters, and removal from the executor's task
 //! registry when the future goes away.
 //!
-//! The wrapper drops the user future itself, in place and under `catch_unwind`, rather
-//! than leaving it to async-task: async-task drops futures under an abort-on-panic
-//! guard, so a panic in a future's `Drop` would abort the process. Dropped here:
+//! The wrapper drops the user future itself, in place and under `catch_unwind`: the
+//! task cell (`task::cell`) drops the wrapper in the middle of its own bookkeeping
+//! (cancelling a task, ending it), which a panic must not cut short, and a panic in a
+//! future's `Drop` must reach the task's handle, not whoever cancelled it. Dropped
+//! here:
 //! - when the future completes or panics, inside its last poll: a panic in its `Drop`
 //!   is then a task panic like any other (as in tokio);
 //! - when the task is cancelled (aborted, or its executor shut down or dropped), from
 //!   the wrapper's own `Drop`: a panic there is caught, counted as a task panic, and
 //!   left for the task's handle (`TaskMeta::drop_panic`), never re-raised.
 //!
-//! The task's result gets the same care (`TaskOutput`): async-task drops the result of
-//! a task whose handle is gone under the same guard, so its `Drop` catches panics. A
+//! The task's result gets the same care (`TaskOutput`): the cell drops the result of a
+//! task whose handle is gone at the task's end, or in `drop(handle)`, so its `Drop`
+//! catches panics. A
 //! caught poll panic is not a result: its payload goes to the handle through
 //! `TaskMeta::drop_panic`.
 
@@ -33,14 +36,13 @@ use super::TaskMeta;
 /// poll panicked (the executor catches task panics, and the payload waits for the
 /// handle in `TaskMeta::drop_panic`, as a cancelled future's `Drop` panic does).
 ///
-/// Why not `Result<T, Payload>`: async-task stores `Result<output, its own panic>`
-/// next to the future in one union, so with a payload here the output slot of a task
-/// with a small result grows from 16 to 24 bytes, and every task pays for it
-/// (docs/BENCHMARKS.md, "Memory per task").
+/// Why not `Result<T, Payload>`: the output shares the cell's slot with the future, so
+/// with a payload here the slot of a task with a small result grows from 16 to 24
+/// bytes, and every task pays for it (docs/BENCHMARKS.md, "Memory per task").
 ///
-/// Nobody takes the result of a task whose handle was dropped: async-task drops it,
-/// under its abort-on-panic guard (when the task completes, or in `drop(handle)` for a
-/// finished task). So dropping a `TaskOutput` drops the result under `catch_unwind`
+/// Nobody takes the result of a task whose handle was dropped: the cell drops it (when
+/// the task completes, or in `drop(handle)` for a finished task), in the middle of its
+/// own bookkeeping. So dropping a `TaskOutput` drops the result under `catch_unwind`
 /// and discards a panic, as tokio does with an output no `JoinHandle` wants. A handle
 /// that awaits the task takes the result out with `into_output`, which drops nothing,
 /// so the common path pays nothing for this.
@@ -62,8 +64,8 @@ impl<T> TaskOutput<T> {
 }
 
 impl<T> Drop for TaskOutput<T> {
-    /// Out of line: the drop glue of async-task's `Option`s of results (e.g. when a handle
-    /// is detached) stays small; the awaited case never gets here.
+    /// Out of line: the cell's drop of an output nobody took stays small; the awaited
+    /// case never gets here.
     #[inline(never)]
     fn drop(&mut self) {
         // SAFETY: `drop` runs once and nothing uses the result afterwards.
@@ -78,7 +80,7 @@ impl<T> Drop for TaskOutput<T> {
 
 pin_project! {
     /// Wraps a user future. Lives inside the task's allocation next to its metadata
-    /// (hence the borrow of `meta`), and is dropped by async-task on the executor
+    /// (hence the borrow of `meta`), and is dropped by the cell on the executor
     /// thread right after it completes or when the task is cancelled.
     pub(crate) struct TaskFuture<'m, F, H: TaskHooks> {
         // Dropped by the wrapper (see the module docs), exactly once, in place: the
@@ -161,7 +163,7 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: `ManuallyDrop<F>` is an `F` in place; the projection neither moves
             // it nor hands out anything but a pinned reference. `future_gone` is
-            // false whenever the task is polled (async-task stops polling a finished task).
+            // false whenever the task is polled (a finished task has no `Runnable`).
             let poll = unsafe { future.as_mut().map_unchecked_mut(|f| &mut **f) }.poll(cx);
             if poll.is_ready() {
                 future_going(meta, hooks);
@@ -206,7 +208,7 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
                 if hooks.propagates_panics() {
                     hooks.panic_propagates(meta.queue(), meta.ready_at_ns());
                     // The default: the panic leaves `run`/`run_until`, as with tokio's
-                    // `unhandled_panic = shutdown_runtime`. async-task closes the task
+                    // `unhandled_panic = shutdown_runtime`. `Runnable::run` ends the task
                     // on the way out, so its handle resolves `Cancelled`.
                     resume_unwind(payload)
                 }

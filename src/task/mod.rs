@@ -1,4 +1,4 @@
-//! Tasks: one allocation per task (async-task's cell holds header, future and output),
+//! Tasks: one allocation per task (`cell`: header, future, then output),
 //! per-task scheduling data in its metadata, the wrapper around the user's future,
 //! the join handle, groups and the panic slot.
 //!

@@ -1,7 +1,7 @@
 //! Where a task's panic waits for the task's handle: the panic of a poll (when the
 //! executor catches task panics) or of a cancelled task's future `Drop`.
 //!
-//! async-task writes no output for a cancelled task, so its handle learns only "closed";
+//! The cell writes no output for a cancelled task, so its handle learns only "ended";
 //! a task whose poll panicked completes with an empty output (`TaskOutput`). In both
 //! cases the task wrapper catches the panic and leaves the payload here, in the task's
 //! metadata (same allocation, alive as long as the handle is); the handle looks here
@@ -14,14 +14,14 @@
 //!   costs only on the rare panicking path).
 //!
 //! The executor thread writes a payload at most once per task (the future panics in a
-//! poll or in its drop, and is gone after either); the handle, on any thread, either takes it (only after async-task reported
-//! the future dropped, which orders the write before the read) or marks the slot when
+//! poll or in its drop, and is gone after either); the handle, on any thread, either takes it (only after the cell reported
+//! the future gone, `FINISHED`, which orders the write before the read) or marks the slot when
 //! it is dropped. Every transition is one atomic swap or compare-exchange with
 //! acquire/release, so a payload is dropped exactly once whichever side comes last:
 //! `put` after the mark drops it at once, a handle dropped after `put` drops it then.
 //!
 //! Why not free a leftover payload with the task's allocation instead of marking the
-//! slot: a `Drop` on the metadata costs every task a few instructions when async-task
+//! slot: a `Drop` on the metadata costs every task a few instructions when the cell
 //! frees it (measured with callgrind on `overhead_profile`), while the mark costs only
 //! tasks whose handle is dropped unawaited, one swap each.
 
@@ -53,8 +53,8 @@ impl PanicSlot {
     }
 
     /// Leaves `payload` for the handle, or drops it here when the handle is gone.
-    /// Executor thread, at most once per task. Never panics: it runs inside
-    /// async-task's abort-on-panic guard.
+    /// Executor thread, at most once per task. Never panics: it runs inside the
+    /// cell's bookkeeping (a task's cancellation or end).
     pub(crate) fn put(&self, payload: Payload) {
         let boxed = Box::into_raw(Box::new(payload));
         let stored =
@@ -68,8 +68,8 @@ impl PanicSlot {
         }
     }
 
-    /// Takes the payload, if the task left one. Called by the handle once async-task
-    /// reported the task closed or completed, i.e. its future gone. Leaves the slot marked, as
+    /// Takes the payload, if the task left one. Called by the handle once the cell
+    /// reported the task ended, i.e. its future gone. Leaves the slot marked, as
     /// the handle is done with it.
     pub(crate) fn take(&self) -> Option<Payload> {
         let current = self.0.swap(detached(), Ordering::AcqRel);
@@ -92,7 +92,7 @@ impl PanicSlot {
 }
 
 /// Drops a panic payload without letting a panic of its own `Drop` escape: callers may
-/// be inside async-task's abort-on-panic guard. Should dropping the payload panic, the
+/// be inside the cell's bookkeeping. Should dropping the payload panic, the
 /// payload of that panic is dropped the same way, and so on.
 pub(crate) fn drop_quietly(mut payload: Payload) {
     loop {

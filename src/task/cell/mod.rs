@@ -51,6 +51,8 @@
 //! (`RUSTFLAGS="--cfg loom" cargo test --release --lib loom`).
 
 mod handle;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod runnable;
 mod waker;
 

@@ -1,0 +1,282 @@
+//! loom models of the task cell's handshakes across threads.
+//!
+//! The executor's side is the model's main thread (the inbox is made there, so it owns
+//! the tasks: `thread_id` under loom tells loom's threads apart); the other side is a
+//! spawned loom thread, which takes the cross-thread paths exactly as a real foreign
+//! thread would. The cell's atomics are loom's (`crate::sync`), and so are the
+//! inbox's queue and host waker. The awaiter slot and the slot are plain `UnsafeCell`s
+//! and memory: loom does not check accesses to them, so the models assert outcomes
+//! that a broken handoff would change (an output dropped twice or never, a handle
+//! never woken, a cell never freed).
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test --release --lib loom`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64, AtomicU8};
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+use super::{spawn, Runnable, Schedule, TaskHandle};
+use crate::inbox::Inbox;
+use crate::task::panic_slot::PanicSlot;
+use crate::task::{TaskMeta, TaskRef};
+
+/// As in the inbox's models: every interleaving with up to this many forced switches.
+const PREEMPTION_BOUND: usize = 3;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(PREEMPTION_BOUND);
+    }
+    builder.check(f);
+}
+
+/// Wakes on the executor's thread go through the inbox, which the models drain.
+struct ThroughInbox;
+
+impl Schedule for ThroughInbox {
+    fn schedule(runnable: Runnable) -> Result<(), Runnable> {
+        Err(runnable)
+    }
+}
+
+/// An output that counts its drops.
+struct Output(Arc<AtomicUsize>);
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Returns `Pending` for its first `pending` polls, then an `Output`.
+struct PendingThen {
+    pending: usize,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Future for PendingThen {
+    type Output = Output;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Output> {
+        if self.pending == 0 {
+            return Poll::Ready(Output(self.drops.clone()));
+        }
+        self.pending -= 1;
+        Poll::Pending
+    }
+}
+
+/// A waker that counts its wakes.
+struct CountingWake(AtomicUsize);
+
+impl Wake for CountingWake {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counting_waker() -> (std::sync::Arc<CountingWake>, Waker) {
+    let wake = std::sync::Arc::new(CountingWake(AtomicUsize::new(0)));
+    let waker = Waker::from(wake.clone());
+    (wake, waker)
+}
+
+/// A task on a fresh inbox: its runnable (scheduled), its handle, the inbox, and the
+/// count of its output's drops.
+struct Spawned {
+    runnable: Runnable,
+    handle: TaskHandle<Output>,
+    inbox: StdArc<Inbox<TaskRef>>,
+    output_drops: Arc<AtomicUsize>,
+}
+
+fn spawn_task(pending: usize) -> Spawned {
+    let inbox = StdArc::new(Inbox::new(0));
+    let meta = TaskMeta {
+        queue: 0,
+        aborted: StdAtomicBool::new(false),
+        flags: AtomicU8::new(0),
+        registry_key: 0,
+        group: None,
+        arrival: 0,
+        inbox: inbox.clone(),
+        ready_at_ns: AtomicU64::new(0),
+        service_ns: AtomicU64::new(0),
+        drop_panic: PanicSlot::new(),
+    };
+    let output_drops = Arc::new(AtomicUsize::new(0));
+    let drops = output_drops.clone();
+    let (runnable, handle) =
+        spawn::<_, _, ThroughInbox>(meta, move |_| PendingThen { pending, drops });
+    Spawned {
+        runnable,
+        handle,
+        inbox,
+        output_drops,
+    }
+}
+
+/// The executor's side: takes every woken task from the inbox and polls it; returns
+/// how many polls that made.
+fn drain_and_run(inbox: &Inbox<TaskRef>) -> usize {
+    let mut polls = 0;
+    let mut woken = Vec::new();
+    inbox.drain(|task| woken.push(task), |_| {});
+    for task in woken {
+        let mut next = task.schedule_here();
+        while let Some(runnable) = next {
+            polls += 1;
+            next = runnable.run();
+        }
+    }
+    polls
+}
+
+/// The cell is freed: the inbox's only owner left is the model.
+fn assert_freed(inbox: &StdArc<Inbox<TaskRef>>) {
+    assert_eq!(
+        StdArc::strong_count(inbox),
+        1,
+        "the task cell was not freed"
+    );
+}
+
+/// The handle, polled on another thread while the task completes, either reads the
+/// output or is woken, and then reads it.
+#[test]
+fn loom_handle_poll_races_completion() {
+    model(|| {
+        let Spawned {
+            runnable,
+            mut handle,
+            inbox,
+            output_drops,
+        } = spawn_task(0);
+        let joiner = thread::spawn(move || {
+            let (wake, waker) = counting_waker();
+            match handle.poll_output(&mut Context::from_waker(&waker)) {
+                Poll::Ready(output) => {
+                    assert!(output.is_some());
+                    None
+                }
+                Poll::Pending => Some((handle, wake, waker)),
+            }
+        });
+        assert!(runnable.run().is_none(), "the task completes in one poll");
+        if let Some((mut handle, wake, waker)) = joiner.join().unwrap() {
+            assert_eq!(wake.0.load(Ordering::SeqCst), 1, "the handle was not woken");
+            let again = handle.poll_output(&mut Context::from_waker(&waker));
+            assert!(matches!(again, Poll::Ready(Some(_))));
+        }
+        assert_eq!(output_drops.load(Ordering::SeqCst), 1);
+        assert_freed(&inbox);
+    });
+}
+
+/// The handle dropped on another thread while the task completes: the output is
+/// dropped exactly once (by the task's end or by the handle), and the cell is freed.
+#[test]
+fn loom_handle_drop_races_completion() {
+    model(|| {
+        let Spawned {
+            runnable,
+            handle,
+            inbox,
+            output_drops,
+        } = spawn_task(0);
+        let dropper = thread::spawn(move || drop(handle));
+        assert!(runnable.run().is_none());
+        dropper.join().unwrap();
+        assert_eq!(output_drops.load(Ordering::SeqCst), 1);
+        assert_freed(&inbox);
+    });
+}
+
+/// A wake from another thread, racing with the executor's drains: the task is polled
+/// again (it completes on its second poll), once, and the cell is freed.
+#[test]
+fn loom_wake_from_elsewhere_is_not_lost() {
+    model(|| {
+        let Spawned {
+            runnable,
+            handle,
+            inbox,
+            output_drops,
+        } = spawn_task(1);
+        let waker = runnable.waker();
+        assert!(runnable.run().is_none(), "first poll: pending, not woken");
+        let waking = thread::spawn(move || waker.wake());
+        let mut polls = drain_and_run(&inbox);
+        waking.join().unwrap();
+        polls += drain_and_run(&inbox);
+        assert_eq!(polls, 1, "the wake caused exactly one poll");
+        assert!(handle.is_finished());
+        drop(handle);
+        assert_eq!(output_drops.load(Ordering::SeqCst), 1);
+        assert_freed(&inbox);
+    });
+}
+
+/// Two wakes from another thread before the executor drains: the second finds the
+/// first's reference on its way and queues nothing more.
+#[test]
+fn loom_repeated_wakes_from_elsewhere_queue_one_reference() {
+    model(|| {
+        let Spawned {
+            runnable,
+            handle,
+            inbox,
+            ..
+        } = spawn_task(1);
+        let waker = runnable.waker();
+        assert!(runnable.run().is_none());
+        let waking = thread::spawn(move || {
+            waker.wake_by_ref();
+            waker.wake();
+        });
+        let mut polls = drain_and_run(&inbox);
+        waking.join().unwrap();
+        polls += drain_and_run(&inbox);
+        // The task completes on its second poll: exactly one poll, however the two
+        // wakes and the drains interleave.
+        assert_eq!(polls, 1);
+        assert!(handle.is_finished());
+        drop(handle);
+        assert_eq!(drain_and_run(&inbox), 0, "a finished task is not polled");
+        assert_freed(&inbox);
+    });
+}
+
+/// A waker used and dropped on another thread while the executor cancels the task
+/// and goes away (closing the inbox): the future is dropped once, on the executor's
+/// thread, and the cell is freed by whichever side lets go last.
+#[test]
+fn loom_wake_from_elsewhere_races_cancel_and_executor_drop() {
+    model(|| {
+        let Spawned {
+            runnable,
+            handle,
+            inbox,
+            output_drops,
+        } = spawn_task(1);
+        let waker = runnable.waker();
+        drop(handle);
+        let waking = thread::spawn(move || waker.wake());
+        drop(runnable); // cancels: the future is dropped here, without an output
+        inbox.close_tasks();
+        waking.join().unwrap();
+        assert_eq!(output_drops.load(Ordering::SeqCst), 0, "no output was made");
+        assert_freed(&inbox);
+    });
+}
