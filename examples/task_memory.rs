@@ -3,11 +3,11 @@
 //! A counting global allocator tracks the bytes requested (and, through glibc's
 //! `malloc_usable_size`, the bytes malloc actually hands out) while N tasks are
 //! spawned and then polled once, after which they sit parked. The future is
-//! zero-sized, so every byte counted is the executor's: the task cell (async-task's
-//! header, our metadata, the `TaskFuture` wrapper, the output slot), the registry
-//! entry (one waker), the ready queue while the task waits for its first poll. A
-//! second run with a 256-byte future shows the future is stored inline, in the same
-//! allocation.
+//! zero-sized, so every byte counted is the executor's: the task cell (`task::cell`:
+//! its header with our metadata, then one slot that holds the `TaskFuture` wrapper
+//! and, once the task completes, the output), the registry entry (one waker), the
+//! ready queue while the task waits for its first poll. A second run with a 256-byte
+//! future shows the future is stored inline, in the same allocation.
 //!
 //! `cargo run --release --example task_memory [N]` (default 1,000,000).
 

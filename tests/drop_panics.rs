@@ -1,10 +1,11 @@
 //! A panic in a future's `Drop` while its task is cancelled (aborted before it ran,
-//! cancelled by `shutdown`, or dropped with the executor) does not abort the process,
-//! as it would if async-task's abort-on-panic guard saw it. As in tokio, the handle
-//! resolves `JoinError::Panic` with that payload; the task counts as panicked; the
-//! panic is never re-raised, in either panic mode, so `shutdown` and the executor's
-//! `Drop` return normally and cancel every other task. With the handle gone, the
-//! payload is dropped, once.
+//! cancelled by `shutdown`, or dropped with the executor) does not escape: the task
+//! wrapper drops the future under `catch_unwind`, so the panic never cuts short the
+//! task cell's bookkeeping around the drop (async-task, the cell before ours, aborted
+//! the process on it). As in tokio, the handle resolves `JoinError::Panic` with that
+//! payload; the task counts as panicked; the panic is never re-raised, in either
+//! panic mode, so `shutdown` and the executor's `Drop` return normally and cancel
+//! every other task. With the handle gone, the payload is dropped, once.
 
 mod common;
 

@@ -17,14 +17,14 @@
 //! no task afterwards (`stats().live_tasks`), and that it still serves other tasks.
 //!
 //! A panic in a future's `Drop` *outside* its poll (the task was aborted before it
-//! ran, or cancelled by shutdown or by dropping the executor) does not abort the
-//! process, although async-task drops futures under an abort-on-panic guard:
-//! clockworker's task wrapper drops the future itself under `catch_unwind`. As in
-//! tokio, the handle then resolves `JoinError::Panic` with that payload instead of
-//! `Cancelled`, the task counts as panicked, and the panic is never re-raised out of
-//! `run`, `shutdown` or the executor's `Drop`, in either panic mode. A value whose
-//! `Drop` panics while the future completes is dropped inside the poll: that is an
-//! ordinary task panic.
+//! ran, or cancelled by shutdown or by dropping the executor) is caught before it
+//! reaches the task cell: clockworker's task wrapper drops the future itself under
+//! `catch_unwind`, because the cell drops the wrapper in the middle of its own
+//! bookkeeping (`Runnable`'s `Drop`, then `Header::finish`). As in tokio, the handle
+//! then resolves `JoinError::Panic` with that payload instead of `Cancelled`, the
+//! task counts as panicked, and the panic is never re-raised out of `run`, `shutdown`
+//! or the executor's `Drop`, in either panic mode. A value whose `Drop` panics while
+//! the future completes is dropped inside the poll: that is an ordinary task panic.
 //!
 //! An output whose `Drop` panics gets the same treatment when nobody takes it (its
 //! handle was dropped before or after the task finished): the panic is caught and
@@ -498,8 +498,9 @@ fn panics_in_drop_while_completing_is_a_task_panic() {
     check_in_process(|c| c.behaviour == Behaviour::PanicsInDrop && c.polled());
 }
 
-/// Formerly a process abort (async-task's guard around the future's drop); now the
-/// handle resolves `Panic` with the drop's payload, the executor carries on.
+/// Formerly a process abort (when the task cell was async-task's, whose guard around
+/// the future's drop aborted on a panic); now the handle resolves `Panic` with the
+/// drop's payload, the executor carries on.
 #[test]
 fn panics_in_drop_of_an_unpolled_future_reach_the_handle() {
     let _watchdog = common::watchdog();

@@ -83,8 +83,10 @@ impl Drop for CountedPanicsOnDropOutput {
 }
 
 /// An output whose `Drop` panics, of a task whose handle was dropped before it
-/// completed: async-task drops that output itself, under its abort-on-panic guard, so
-/// the output's own wrapper catches the panic and discards it (formerly SIGABRT).
+/// completed: the task cell drops that output itself at the task's end
+/// (`Header::finish`, which finds `HANDLE` clear), in the middle of its own
+/// bookkeeping, so the output's own wrapper (`TaskOutput`) catches the panic and
+/// discards it (formerly SIGABRT, under async-task's abort-on-panic guard).
 #[test]
 fn output_panicking_in_drop_after_detach_is_discarded() {
     let _watchdog = crate::common::watchdog();
@@ -110,8 +112,9 @@ fn output_panicking_in_drop_after_detach_is_discarded() {
 }
 
 /// An output whose `Drop` panics, dropped with the handle of a finished task that was
-/// not awaited: discarded too (async-task drops it inside `drop(handle)`), as tokio's
-/// `JoinHandle` does; the executor is not affected.
+/// not awaited: discarded too (the cell drops it inside `drop(handle)`, in
+/// `TaskHandle`'s `Drop`, which finds `COMPLETED` set), as tokio's `JoinHandle` does;
+/// the executor is not affected.
 #[test]
 fn output_panicking_in_drop_with_an_unawaited_handle_is_discarded() {
     let _watchdog = crate::common::watchdog();
