@@ -5,7 +5,7 @@
 //! spawned and then polled once, after which they sit parked. The future is
 //! zero-sized, so every byte counted is the executor's: the task cell (`task::cell`:
 //! its header with our metadata, then one slot that holds the `TaskFuture` wrapper
-//! and, once the task completes, the output), the registry entry (one waker), the
+//! and, once the task completes, the output), the registry entry (the task's address), the
 //! ready queue while the task waits for its first poll. A second run with a 256-byte
 //! future shows the future is stored inline, in the same allocation.
 //!
@@ -195,7 +195,7 @@ fn main() {
     );
     println!(
         "  of which the task cell (header, metadata, wrapper, output slot): {} B; the \
-         rest is the registry's waker slot and the queues' spare capacity",
+         rest is the registry's slot (one pointer) and the queues' spare capacity",
         cell_bytes(idle::<0>)
     );
     println!(

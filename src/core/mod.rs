@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::inbox::Inbox;
 use crate::ready::{queue_delay_ns, Ready, READY_WHILE_PARKED};
 use crate::stats::{ExecutorStats, QueueStats};
+use crate::task::cell::LiveTask;
 use crate::task::group::{GroupAccount, GroupRegistry};
 use crate::task::{
     Ending, PollTime, Runnable, TaskHooks, TaskMeta, TaskRef, BOOK_BURST, BOOK_SERVICE,
@@ -92,7 +93,7 @@ pub(crate) struct Core {
     config: Config,
     ready: RefCell<Ready>,
     /// One waker per live task, so shutdown can reach parked tasks.
-    tasks: RefCell<TaskRegistry>,
+    tasks: RefCell<TaskRegistry<LiveTask>>,
     /// Service accounts of task groups.
     groups: RefCell<GroupRegistry>,
     counters: Box<[Counters]>,
@@ -294,7 +295,7 @@ impl Core {
             .reserve()
             .expect("an executor holds at most u32::MAX live tasks");
         let (runnable, kept) = build(key);
-        registry.fill(key, runnable.waker());
+        registry.fill(key, runnable.live());
         drop(registry);
         let spawned = &self.counters[queue].spawned;
         spawned.set(spawned.get() + 1);
@@ -380,9 +381,11 @@ impl Core {
             |key| {
                 // The key may already belong to a newer task (the aborted one finished
                 // meanwhile): that task gets a spurious wake, which futures tolerate.
-                let waker = self.tasks.borrow().get(key).cloned();
-                if let Some(waker) = waker {
-                    waker.wake();
+                let task = self.tasks.borrow().get(key).copied();
+                if let Some(task) = task {
+                    // SAFETY: executor thread; a task in the registry has its future
+                    // (the entry goes before the future does).
+                    unsafe { task.wake() };
                 }
             },
         );
@@ -440,12 +443,18 @@ impl Core {
         let mut doomed: Vec<Runnable> = Vec::new();
         let mut idle_rounds = 0;
         loop {
-            let wakers = self.tasks.borrow().wakers();
-            if wakers.is_empty() {
+            let keys = self.tasks.borrow().keys();
+            if keys.is_empty() {
                 return;
             }
-            for waker in wakers {
-                waker.wake();
+            for key in keys {
+                // Looked up one at a time: a wake reaches the queue's scheduler, which
+                // may drop (cancel) other tasks meanwhile.
+                let task = self.tasks.borrow().get(key).copied();
+                if let Some(task) = task {
+                    // SAFETY: executor thread; a task in the registry has its future.
+                    unsafe { task.wake() };
+                }
             }
             self.ready.borrow_mut().drain_all(&mut doomed);
             while let Some(woken) = self.inbox.pop() {
@@ -548,12 +557,9 @@ impl TaskHooks for Core {
     }
 
     fn forget_task(&self, key: usize) {
-        let waker = self
-            .tasks
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut tasks| tasks.remove(key));
-        drop(waker);
+        if let Ok(mut tasks) = self.tasks.try_borrow_mut() {
+            tasks.remove(key);
+        }
     }
 
     #[inline]

@@ -1,27 +1,26 @@
-//! The registry of live tasks: one waker per task, so that shutdown can reach tasks
-//! parked on something outside the executor (a socket, a channel, a timer) and drop
-//! their futures.
+//! The registry of live tasks: one entry per task (the executor's is the task's
+//! address, `task::cell::LiveTask`), so that shutdown can reach tasks parked on
+//! something outside the executor (a socket, a channel, a timer) and drop their
+//! futures, and an abort from another thread can wake its task.
 //!
-//! A slot is an `Option<Waker>`: 16 bytes (the `None` is the waker's null vtable
-//! niche). Slots live in fixed chunks of 256 that never move, so growing the registry
-//! never copies it (the `slab::Slab<Waker>` this replaced doubles its `Vec`, copying
-//! every waker inside one unlucky spawn, 16 MiB at a million tasks, and keeps up to
-//! half its capacity spare: 16.8 bytes per task at a million, against 16.03 here). A
-//! freed key goes on a free list and is reused first. Keys are `u32`, so they share a
-//! word with the queue index in the task's metadata.
+//! The executor's slot is an `Option<LiveTask>`: 8 bytes (the `None` is the pointer's
+//! null niche; a slot holding a `Waker` was 16 bytes and cost every task a reference
+//! taken and released). Slots live in fixed chunks of 256 that never move, so growing
+//! the registry never copies it (the `slab::Slab<Waker>` this replaced doubled its
+//! `Vec`, copying every waker inside one unlucky spawn, 16 MiB at a million tasks, and
+//! kept up to half its capacity spare). A freed key goes on a free list and is reused
+//! first. Keys are `u32`, so they share a word with the queue index in the task's
+//! metadata.
 
-use std::task::Waker;
-
-/// Slots per chunk: 256 × 16 bytes, one 4 KiB page.
+/// Slots per chunk: 256 of them.
 const CHUNK_BITS: u32 = 8;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: usize = CHUNK_LEN - 1;
 
-/// One waker per live task, under a key the task keeps (`TaskMeta::registry_key`).
-#[derive(Default)]
-pub(crate) struct TaskRegistry {
+/// One entry per live task, under a key the task keeps (`TaskMeta::registry_key`).
+pub(crate) struct TaskRegistry<T> {
     /// Boxed arrays, not slices: a thin pointer per chunk (8 bytes per 256 tasks).
-    chunks: Vec<Box<[Option<Waker>; CHUNK_LEN]>>,
+    chunks: Vec<Box<[Option<T>; CHUNK_LEN]>>,
     /// Keys whose slot is empty and below `fresh`, reused last in, first out.
     free: Vec<u32>,
     /// Keys from `fresh` on were never handed out.
@@ -29,7 +28,18 @@ pub(crate) struct TaskRegistry {
     len: usize,
 }
 
-impl TaskRegistry {
+impl<T> Default for TaskRegistry<T> {
+    fn default() -> Self {
+        TaskRegistry {
+            chunks: Vec::new(),
+            free: Vec::new(),
+            fresh: 0,
+            len: 0,
+        }
+    }
+}
+
+impl<T> TaskRegistry<T> {
     /// Hands out the key of an empty slot for [`fill`](Self::fill). `None` when all
     /// `u32::MAX` keys are in use (over 400 GiB of live tasks).
     #[inline]
@@ -48,31 +58,31 @@ impl TaskRegistry {
         Some(key)
     }
 
-    /// Puts `waker` in the slot of `key`, which `reserve` just handed out.
+    /// Puts `entry` in the slot of `key`, which `reserve` just handed out.
     #[inline]
-    pub(crate) fn fill(&mut self, key: u32, waker: Waker) {
+    pub(crate) fn fill(&mut self, key: u32, entry: T) {
         let Some(slot) = self.slot_mut(key as usize) else {
             debug_assert!(false, "key {key} was not handed out by `reserve`");
             return;
         };
         debug_assert!(slot.is_none(), "a reserved slot is empty");
-        *slot = Some(waker);
+        *slot = Some(entry);
         self.len += 1;
     }
 
-    /// The waker under `key`, if the slot is filled.
-    pub(crate) fn get(&self, key: usize) -> Option<&Waker> {
+    /// The entry under `key`, if the slot is filled.
+    pub(crate) fn get(&self, key: usize) -> Option<&T> {
         self.chunks.get(key >> CHUNK_BITS)?[key & CHUNK_MASK].as_ref()
     }
 
-    /// Empties the slot of `key` and frees the key; returns its waker, if it had one.
+    /// Empties the slot of `key` and frees the key; returns its entry, if it had one.
     #[inline]
-    pub(crate) fn remove(&mut self, key: usize) -> Option<Waker> {
-        let waker = self.slot_mut(key)?.take()?;
+    pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
+        let entry = self.slot_mut(key)?.take()?;
         self.len -= 1;
         // Lossless: `reserve` hands out `u32` keys only.
         self.free.push(key as u32);
-        Some(waker)
+        Some(entry)
     }
 
     /// How many slots are filled: the live tasks.
@@ -80,17 +90,18 @@ impl TaskRegistry {
         self.len
     }
 
-    /// Clones of every waker in the registry.
-    pub(crate) fn wakers(&self) -> Vec<Waker> {
-        let mut wakers = Vec::with_capacity(self.len);
-        for chunk in &self.chunks {
-            wakers.extend(chunk.iter().flatten().cloned());
+    /// The keys of every filled slot.
+    pub(crate) fn keys(&self) -> Vec<usize> {
+        let mut keys = Vec::with_capacity(self.len);
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            let filled = chunk.iter().enumerate().filter(|(_, slot)| slot.is_some());
+            keys.extend(filled.map(|(i, _)| (c << CHUNK_BITS) | i));
         }
-        wakers
+        keys
     }
 
     #[inline]
-    fn slot_mut(&mut self, key: usize) -> Option<&mut Option<Waker>> {
+    fn slot_mut(&mut self, key: usize) -> Option<&mut Option<T>> {
         Some(&mut self.chunks.get_mut(key >> CHUNK_BITS)?[key & CHUNK_MASK])
     }
 }
@@ -100,7 +111,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::Wake;
+    use std::task::{Wake, Waker};
 
     /// A waker that counts its wakes.
     struct Counter(AtomicUsize);
@@ -116,20 +127,23 @@ mod tests {
         (counter.clone(), Waker::from(counter))
     }
 
-    fn insert(registry: &mut TaskRegistry, waker: Waker) -> usize {
+    fn insert(registry: &mut TaskRegistry<Waker>, waker: Waker) -> usize {
         let key = registry.reserve().expect("a key");
         registry.fill(key, waker);
         key as usize
     }
 
     #[test]
-    fn a_slot_is_sixteen_bytes() {
-        assert_eq!(std::mem::size_of::<Option<Waker>>(), 16);
+    fn an_executor_slot_is_one_pointer() {
+        assert_eq!(
+            std::mem::size_of::<Option<crate::task::cell::LiveTask>>(),
+            8
+        );
     }
 
     #[test]
     fn keys_cross_chunks_and_each_finds_its_own_waker() {
-        let mut registry = TaskRegistry::default();
+        let mut registry = TaskRegistry::<Waker>::default();
         let entries: Vec<_> = (0..3 * CHUNK_LEN + 5)
             .map(|_| {
                 let (counter, waker) = waker();
@@ -146,7 +160,7 @@ mod tests {
 
     #[test]
     fn removed_keys_are_reused_and_removed_twice_gives_nothing() {
-        let mut registry = TaskRegistry::default();
+        let mut registry = TaskRegistry::<Waker>::default();
         let keys: Vec<usize> = (0..10).map(|_| insert(&mut registry, waker().1)).collect();
         assert!(registry.remove(keys[3]).is_some());
         assert!(registry.remove(keys[3]).is_none(), "a key is freed once");
@@ -159,8 +173,8 @@ mod tests {
     }
 
     #[test]
-    fn wakers_clones_exactly_the_filled_slots() {
-        let mut registry = TaskRegistry::default();
+    fn keys_are_exactly_the_filled_slots() {
+        let mut registry = TaskRegistry::<Waker>::default();
         let entries: Vec<_> = (0..CHUNK_LEN + 3)
             .map(|_| {
                 let (counter, waker) = waker();
@@ -170,8 +184,8 @@ mod tests {
         for (key, _) in entries.iter().step_by(2) {
             registry.remove(*key);
         }
-        for waker in registry.wakers() {
-            waker.wake();
+        for key in registry.keys() {
+            registry.get(key).expect("filled").wake_by_ref();
         }
         for (i, (_, counter)) in entries.iter().enumerate() {
             let expected = usize::from(i % 2 == 1);
@@ -181,7 +195,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_empty() {
-        let mut registry = TaskRegistry::default();
+        let mut registry = TaskRegistry::<Waker>::default();
         assert!(registry.get(0).is_none());
         assert!(registry.remove(usize::MAX).is_none());
         insert(&mut registry, waker().1);

@@ -65,7 +65,7 @@ use std::ptr::{self, addr_of_mut, NonNull};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 pub(crate) use handle::TaskHandle;
-pub(crate) use runnable::{Runnable, TaskRef};
+pub(crate) use runnable::{LiveTask, Runnable, TaskRef};
 use waker::WakerFns;
 
 use super::{TaskMeta, FUTURE_GONE};
@@ -304,7 +304,8 @@ impl Header {
 
     /// Executor thread, once the future is gone (`completed`: its output is in the
     /// slot): publishes the end, drops an output nobody will take, wakes the handle's
-    /// waker, and releases the future's reference.
+    /// waker, and releases the future's reference (in the same exchange that publishes
+    /// the end, unless a waker must be woken first).
     ///
     /// # Safety
     /// Executor thread, once per task, with the future gone from the slot; the caller
@@ -322,8 +323,38 @@ impl Header {
         } else {
             FINISHED
         };
+        // Usually no handle's waker waits: then one exchange publishes the end and
+        // gives up the future's reference.
+        let mut output_dropped = false;
+        let mut seen = this.state.load(Ordering::Acquire);
+        while seen & AWAITER == 0 {
+            if completed && seen & HANDLE == 0 && !output_dropped {
+                // The handle is gone, and `HANDLE` never comes back: nobody will take
+                // the output, and nobody else touches it.
+                // SAFETY: the output is in the slot and is ours.
+                unsafe { (this.vtable.drop_output)(header) };
+                output_dropped = true;
+            }
+            match this.state.compare_exchange_weak(
+                seen,
+                (seen | set) - REF,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if seen & !FLAGS == REF {
+                        // The last reference: the exchange acquired every other
+                        // owner's release.
+                        // SAFETY: no reference is left; the slot is empty.
+                        unsafe { (this.vtable.dealloc)(header) };
+                    }
+                    return;
+                }
+                Err(now) => seen = now,
+            }
+        }
         let before = this.state.fetch_or(set, Ordering::AcqRel);
-        if completed && before & HANDLE == 0 {
+        if completed && before & HANDLE == 0 && !output_dropped {
             // SAFETY: the handle is gone and saw no `COMPLETED`: nobody else will
             // touch the output.
             unsafe { (this.vtable.drop_output)(header) };

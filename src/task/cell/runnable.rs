@@ -47,7 +47,14 @@ impl Runnable {
         self.header().meta()
     }
 
-    /// A new waker of the task.
+    /// The task's address for the executor's registry (see [`LiveTask`]).
+    #[inline(always)]
+    pub(crate) fn live(&self) -> LiveTask {
+        LiveTask(self.header)
+    }
+
+    /// A new waker of the task (the loom models hand one to another thread).
+    #[cfg(all(test, loom))]
     pub(crate) fn waker(&self) -> Waker {
         let header = self.header();
         header.add_ref();
@@ -140,6 +147,29 @@ impl Drop for EndOnUnwind {
             (header.as_ref().vtable.drop_future)(header);
             Header::finish(header, false);
         }
+    }
+}
+
+/// A task's address while its future exists, without a reference of its own: the
+/// executor's registry keeps one per live task, and removes it when the future goes
+/// (`TaskHooks::forget_task`, before the cell lets go of the future's reference), so an
+/// entry found there always points at a live cell.
+#[derive(Clone, Copy)]
+pub(crate) struct LiveTask(NonNull<Header>);
+
+impl LiveTask {
+    /// Wakes the task, as its waker would.
+    ///
+    /// # Safety
+    /// The task's future still exists (its registry entry is still there).
+    pub(crate) unsafe fn wake(self) {
+        // SAFETY: the future's reference keeps the cell alive.
+        let vtable = unsafe { self.0.as_ref() }.vtable.waker;
+        let raw = RawWaker::new(self.0.as_ptr().cast_const().cast(), vtable);
+        // SAFETY: the waker borrows the future's reference and is never dropped
+        // (`ManuallyDrop`), so it releases nothing.
+        let waker = mem::ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
+        waker.wake_by_ref();
     }
 }
 
