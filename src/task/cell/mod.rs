@@ -159,18 +159,21 @@ where
     T: 'static,
     S: Schedule,
 {
-    let cell = Box::new(TaskCell::<F, T, S> {
-        header: Header {
+    // Allocated uninitialised and filled in place: a `Box::new` of the whole cell built
+    // it on the stack first and copied it over, uninitialised slot included.
+    let cell = Box::into_raw(Box::<TaskCell<F, T, S>>::new_uninit()).cast::<TaskCell<F, T, S>>();
+    // SAFETY: `cell` is a fresh allocation sized and aligned for a `TaskCell`; the
+    // header is written before anything reads it, the slot is `MaybeUninit` and the
+    // schedule marker is zero-sized.
+    unsafe {
+        addr_of_mut!((*cell).header).write(Header {
             // The handle's reference and the future's.
             state: AtomicUsize::new(HANDLE | (2 * REF)),
             awaiter: UnsafeCell::new(None),
             vtable: &TaskCell::<F, T, S>::VTABLE,
             meta,
-        },
-        slot: MaybeUninit::uninit(),
-        schedule: PhantomData,
-    });
-    let cell = Box::into_raw(cell);
+        });
+    }
     // SAFETY: `cell` is a live allocation that nothing else references yet. The
     // metadata is never moved nor freed before the future is dropped (the cell frees
     // itself only when no reference is left, and the future holds one, "alive"), so a
