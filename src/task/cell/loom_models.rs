@@ -127,12 +127,13 @@ fn spawn_task(pending: usize) -> Spawned {
     }
 }
 
-/// The executor's side: takes every woken task from the inbox and polls it; returns
-/// how many polls that made.
-fn drain_and_run(inbox: &Inbox<TaskRef>) -> usize {
+/// The executor's side: takes every woken task from the inbox and polls it. Returns
+/// the references it took and the polls that made.
+fn drain_and_run(inbox: &Inbox<TaskRef>) -> (usize, usize) {
     let mut polls = 0;
     let mut woken = Vec::new();
     inbox.drain(|task| woken.push(task), |_| {});
+    let refs = woken.len();
     for task in woken {
         let mut next = task.schedule_here();
         while let Some(runnable) = next {
@@ -140,7 +141,7 @@ fn drain_and_run(inbox: &Inbox<TaskRef>) -> usize {
             next = runnable.run();
         }
     }
-    polls
+    (refs, polls)
 }
 
 /// The cell is freed: the inbox's only owner left is the model.
@@ -203,11 +204,12 @@ fn loom_handle_drop_races_completion() {
     });
 }
 
-/// A wake from another thread, racing with the executor's drains: the task is polled
-/// again (it completes on its second poll), once, and the cell is freed.
-#[test]
-fn loom_wake_from_elsewhere_is_not_lost() {
-    model(|| {
+/// `wakes` wakes from another thread (by reference, then the last by value), racing
+/// with two drains of the executor: the task completes on its second poll, so the
+/// wakes make exactly one poll however they interleave; no drain finds more than one
+/// reference to the task (`WOKEN_ELSEWHERE`); the cell is freed.
+fn wakes_from_elsewhere_make_one_poll(wakes: usize) {
+    model(move || {
         let Spawned {
             runnable,
             handle,
@@ -216,11 +218,24 @@ fn loom_wake_from_elsewhere_is_not_lost() {
         } = spawn_task(1);
         let waker = runnable.waker();
         assert!(runnable.run().is_none(), "first poll: pending, not woken");
-        let waking = thread::spawn(move || waker.wake());
-        let mut polls = drain_and_run(&inbox);
+        let waking = thread::spawn(move || {
+            for _ in 1..wakes {
+                waker.wake_by_ref();
+            }
+            waker.wake();
+        });
+        let (refs_before, polls_before) = drain_and_run(&inbox);
         waking.join().unwrap();
-        polls += drain_and_run(&inbox);
-        assert_eq!(polls, 1, "the wake caused exactly one poll");
+        let (refs_after, polls_after) = drain_and_run(&inbox);
+        assert!(
+            refs_before <= 1 && refs_after <= 1,
+            "one reference on its way at a time"
+        );
+        assert_eq!(
+            polls_before + polls_after,
+            1,
+            "the wakes made exactly one poll"
+        );
         assert!(handle.is_finished());
         drop(handle);
         assert_eq!(output_drops.load(Ordering::SeqCst), 1);
@@ -228,34 +243,14 @@ fn loom_wake_from_elsewhere_is_not_lost() {
     });
 }
 
-/// Two wakes from another thread before the executor drains: the second finds the
-/// first's reference on its way and queues nothing more.
+#[test]
+fn loom_wake_from_elsewhere_is_not_lost() {
+    wakes_from_elsewhere_make_one_poll(1);
+}
+
 #[test]
 fn loom_repeated_wakes_from_elsewhere_queue_one_reference() {
-    model(|| {
-        let Spawned {
-            runnable,
-            handle,
-            inbox,
-            ..
-        } = spawn_task(1);
-        let waker = runnable.waker();
-        assert!(runnable.run().is_none());
-        let waking = thread::spawn(move || {
-            waker.wake_by_ref();
-            waker.wake();
-        });
-        let mut polls = drain_and_run(&inbox);
-        waking.join().unwrap();
-        polls += drain_and_run(&inbox);
-        // The task completes on its second poll: exactly one poll, however the two
-        // wakes and the drains interleave.
-        assert_eq!(polls, 1);
-        assert!(handle.is_finished());
-        drop(handle);
-        assert_eq!(drain_and_run(&inbox), 0, "a finished task is not polled");
-        assert_freed(&inbox);
-    });
+    wakes_from_elsewhere_make_one_poll(2);
 }
 
 /// A waker used and dropped on another thread while the executor cancels the task
