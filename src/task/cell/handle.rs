@@ -121,7 +121,7 @@ impl<T> TaskHandle<T> {
         let header = self.header;
         // SAFETY: `COMPLETED` was published after the output was written, and the task
         // does not touch it while `HANDLE` is set: it is ours, moved out once (`taken`).
-        Some(unsafe { ptr::read((self.header().vtable.output)(header).cast::<T>()) })
+        Some(unsafe { ptr::read(Header::output::<T>(header)) })
     }
 }
 

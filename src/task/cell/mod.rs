@@ -126,8 +126,9 @@ struct VTable {
     poll: unsafe fn(NonNull<Header>) -> bool,
     drop_future: unsafe fn(NonNull<Header>),
     drop_output: unsafe fn(NonNull<Header>),
-    /// Where the output is (the slot).
-    output: unsafe fn(NonNull<Header>) -> *mut (),
+    /// Where the slot, and so the output, is: bytes from the header's start. Data
+    /// rather than a function: the join handle reads the output through it.
+    slot_offset: usize,
     dealloc: unsafe fn(NonNull<Header>),
     waker: &'static RawWakerVTable,
 }
@@ -208,7 +209,7 @@ where
         poll: Self::poll,
         drop_future: Self::drop_future,
         drop_output: Self::drop_output,
-        output: Self::output,
+        slot_offset: std::mem::offset_of!(Self, slot),
         dealloc: Self::dealloc,
         waker: &WakerFns::<S>::VTABLE,
     };
@@ -262,10 +263,6 @@ where
         unsafe { ptr::drop_in_place(Self::slot(header).cast::<T>()) }
     }
 
-    fn output(header: NonNull<Header>) -> *mut () {
-        Self::slot(header).cast()
-    }
-
     /// # Safety
     /// The last reference is gone, and the slot is empty.
     unsafe fn dealloc(header: NonNull<Header>) {
@@ -279,6 +276,20 @@ impl Header {
     #[inline(always)]
     fn meta(&self) -> &TaskMeta {
         &self.meta
+    }
+
+    /// The output in the slot of the task whose header is `header`.
+    #[inline(always)]
+    fn output<T>(header: NonNull<Header>) -> *mut T {
+        // SAFETY: `header` points at a live cell (the caller holds a reference), whose
+        // slot starts `slot_offset` bytes in; the pointer keeps the allocation's
+        // provenance.
+        let offset = unsafe { header.as_ref() }.vtable.slot_offset;
+        header
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(offset)
+            .cast::<T>()
     }
 
     /// Takes one more reference (a waker's clone, a `TaskRef`).
