@@ -94,12 +94,12 @@ fn counting_waker() -> (std::sync::Arc<CountingWake>, Waker) {
 
 /// A task on a fresh inbox: its runnable (scheduled), its handle, the inbox, and the
 /// count of its output's drops.
-struct Spawned {
-    runnable: Runnable,
-    handle: TaskHandle<Output>,
-    inbox: StdArc<Inbox<TaskRef>>,
-    output_drops: Arc<AtomicUsize>,
-}
+type Spawned = (
+    Runnable,
+    TaskHandle<Output>,
+    StdArc<Inbox<TaskRef>>,
+    Arc<AtomicUsize>,
+);
 
 fn spawn_task(pending: usize) -> Spawned {
     let inbox = StdArc::new(Inbox::new(0));
@@ -119,12 +119,7 @@ fn spawn_task(pending: usize) -> Spawned {
     let drops = output_drops.clone();
     let (runnable, handle) =
         spawn::<_, _, ThroughInbox>(meta, move |_| PendingThen { pending, drops });
-    Spawned {
-        runnable,
-        handle,
-        inbox,
-        output_drops,
-    }
+    (runnable, handle, inbox, output_drops)
 }
 
 /// The executor's side: takes every woken task from the inbox and polls it. Returns
@@ -158,12 +153,7 @@ fn assert_freed(inbox: &StdArc<Inbox<TaskRef>>) {
 #[test]
 fn loom_handle_poll_races_completion() {
     model(|| {
-        let Spawned {
-            runnable,
-            mut handle,
-            inbox,
-            output_drops,
-        } = spawn_task(0);
+        let (runnable, mut handle, inbox, output_drops) = spawn_task(0);
         let joiner = thread::spawn(move || {
             let (wake, waker) = counting_waker();
             match handle.poll_output(&mut Context::from_waker(&waker)) {
@@ -190,12 +180,7 @@ fn loom_handle_poll_races_completion() {
 #[test]
 fn loom_handle_drop_races_completion() {
     model(|| {
-        let Spawned {
-            runnable,
-            handle,
-            inbox,
-            output_drops,
-        } = spawn_task(0);
+        let (runnable, handle, inbox, output_drops) = spawn_task(0);
         let dropper = thread::spawn(move || drop(handle));
         assert!(runnable.run().is_none());
         dropper.join().unwrap();
@@ -210,12 +195,7 @@ fn loom_handle_drop_races_completion() {
 /// reference to the task (`WOKEN_ELSEWHERE`); the cell is freed.
 fn wakes_from_elsewhere_make_one_poll(wakes: usize) {
     model(move || {
-        let Spawned {
-            runnable,
-            handle,
-            inbox,
-            output_drops,
-        } = spawn_task(1);
+        let (runnable, handle, inbox, output_drops) = spawn_task(1);
         let waker = runnable.waker();
         assert!(runnable.run().is_none(), "first poll: pending, not woken");
         let waking = thread::spawn(move || {
@@ -259,12 +239,7 @@ fn loom_repeated_wakes_from_elsewhere_queue_one_reference() {
 #[test]
 fn loom_wake_from_elsewhere_races_cancel_and_executor_drop() {
     model(|| {
-        let Spawned {
-            runnable,
-            handle,
-            inbox,
-            output_drops,
-        } = spawn_task(1);
+        let (runnable, handle, inbox, output_drops) = spawn_task(1);
         let waker = runnable.waker();
         drop(handle);
         let waking = thread::spawn(move || waker.wake());
