@@ -89,9 +89,11 @@ pub(crate) struct TaskMeta {
     /// Set by `JoinHandle::abort`: the run loop drops the task instead of polling it.
     pub(crate) aborted: AtomicBool,
     /// `BOOK_*` (what each poll books besides the queue's figures) and
-    /// `READS_EVERY_POLL`, fixed at spawn; `FUTURE_GONE` and `SHORT_POLLS`. Atomic
-    /// only because the metadata must be `Sync`: written at spawn and by the wrapper
-    /// on the executor thread, read there (`Relaxed`).
+    /// `READS_EVERY_POLL`, fixed at spawn; `FUTURE_GONE` and `SHORT_POLLS`; the task
+    /// cell's scheduling state, `cell::SCHEDULED` and `cell::RUNNING`. Atomic only
+    /// because the metadata must be `Sync`: written at spawn and then only on the
+    /// executor's thread (the wrapper, the cell's `Runnable` and a waker that checked
+    /// its thread), with plain loads and stores (`Relaxed`, never a read-modify-write).
     pub(crate) flags: AtomicU8,
     /// The task's entry in the executor's task registry.
     pub(crate) registry_key: u32,
