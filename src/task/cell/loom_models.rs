@@ -26,8 +26,8 @@ use crate::inbox::Inbox;
 use crate::task::panic_slot::PanicSlot;
 use crate::task::{TaskMeta, TaskRef};
 
-/// As in the inbox's models: every interleaving with up to this many forced switches.
-const PREEMPTION_BOUND: usize = 3;
+/// Every interleaving with up to this many forced switches, as in the inbox's models.
+const PREEMPTION_BOUND: usize = 4;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
