@@ -38,9 +38,9 @@ use unread_polls::UnreadRun;
 /// `Core::poll_end_ns` of a poll that ended without a clock read.
 const UNREAD_END: u64 = u64::MAX;
 
-/// How many times `cancel_all` yields the thread waiting for a wake in flight on
-/// another thread before it gives up (each round is one `thread::yield_now`; a push in
-/// flight lands within a few).
+/// How many passes in a row `cancel_all` makes that find no task to drop before it
+/// gives up (each followed by one `thread::yield_now`): a user scheduler may hand its
+/// tasks back only on a later `pop`.
 const MAX_CANCEL_WAIT_ROUNDS: u32 = 10_000;
 
 /// Most run loops remembered as parked (see `Core::parked_loops`): loops dropped while
@@ -92,7 +92,7 @@ pub(crate) struct Core {
     inbox: Arc<Inbox<TaskRef>>,
     config: Config,
     ready: RefCell<Ready>,
-    /// One waker per live task, so shutdown can reach parked tasks.
+    /// Each live task's address, so that shutdown and aborts can reach parked tasks.
     tasks: RefCell<TaskRegistry<LiveTask>>,
     /// Service accounts of task groups.
     groups: RefCell<GroupRegistry>,
@@ -261,9 +261,9 @@ impl Core {
         // task being polled: set right before its `Runnable::run`, cleared as soon as
         // that returns or unwinds (`account_poll`, `ClearRunningOnUnwind`). The cell
         // keeps the allocation alive, and the metadata in place, for the whole of `run`
-        // (the future's reference is released only at its end, `task::cell`), and this is called on the
-        // executor's thread from inside that poll (user code of the task, or a `Drop` it
-        // runs). The metadata is only read, through `&`.
+        // (the future's reference is released only at its end, `task::cell`), and this
+        // is called on the executor's thread from inside that poll (user code of the
+        // task, or a `Drop` it runs). The metadata is only read, through `&`.
         let meta = unsafe { meta.as_ref() };
         Some((meta.queue(), meta.group.clone()))
     }
@@ -461,10 +461,11 @@ impl Core {
                 doomed.extend(woken.schedule_here());
             }
             if doomed.is_empty() {
-                // Every live task is scheduled by another thread whose push has not
-                // landed yet: give that thread the CPU. A scheduler that hides tasks
-                // from `pop` would keep us here forever; after a while, stop (its
-                // tasks are dropped with it, on this thread, when the executor goes).
+                // Every live task was woken on this thread above, so a scheduler holds
+                // them back from `pop` (perhaps for a call or two: try again). One
+                // that hides them for good would keep us here forever; after a while,
+                // stop (its tasks are dropped with it, on this thread, when the
+                // executor goes).
                 idle_rounds += 1;
                 if idle_rounds > MAX_CANCEL_WAIT_ROUNDS {
                     return;

@@ -27,7 +27,8 @@ use super::Inbox;
 /// multiply the interleavings. Override with loom's `LOOM_MAX_PREEMPTIONS`.
 const PREEMPTION_BOUND: usize = 4;
 
-fn model(f: impl Fn() + Sync + Send + 'static) {
+/// Runs `f` under loom with `PREEMPTION_BOUND` (the task cell's models use it too).
+pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(PREEMPTION_BOUND);
@@ -35,8 +36,9 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-/// The host task's waker: counts wakes.
-struct HostWake(AtomicUsize);
+/// The host task's waker: counts wakes (the task cell's models use it as a join
+/// handle's waker).
+pub(crate) struct HostWake(pub(crate) AtomicUsize);
 
 impl Wake for HostWake {
     fn wake(self: std::sync::Arc<Self>) {
@@ -48,7 +50,8 @@ impl Wake for HostWake {
     }
 }
 
-fn host() -> (std::sync::Arc<HostWake>, Waker) {
+/// A counting waker, and the count behind it.
+pub(crate) fn host() -> (std::sync::Arc<HostWake>, Waker) {
     let host = std::sync::Arc::new(HostWake(AtomicUsize::new(0)));
     let waker = Waker::from(host.clone());
     (host, waker)

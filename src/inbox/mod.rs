@@ -20,7 +20,7 @@
 //! `crate::sync` so that loom can swap them.
 
 #[cfg(all(test, loom))]
-mod loom_models;
+pub(crate) mod loom_models;
 
 use std::task::Waker;
 

@@ -15,27 +15,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64, AtomicU8};
 use std::sync::Arc as StdArc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
 use super::{spawn, Runnable, Schedule, TaskHandle};
+use crate::inbox::loom_models::{host as counting_waker, model};
 use crate::inbox::Inbox;
 use crate::task::panic_slot::PanicSlot;
 use crate::task::{TaskMeta, TaskRef};
-
-/// Every interleaving with up to this many forced switches, as in the inbox's models.
-const PREEMPTION_BOUND: usize = 4;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(PREEMPTION_BOUND);
-    }
-    builder.check(f);
-}
 
 /// Wakes on the executor's thread go through the inbox, which the models drain.
 struct ThroughInbox;
@@ -71,25 +61,6 @@ impl Future for PendingThen {
         self.pending -= 1;
         Poll::Pending
     }
-}
-
-/// A waker that counts its wakes.
-struct CountingWake(AtomicUsize);
-
-impl Wake for CountingWake {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting_waker() -> (std::sync::Arc<CountingWake>, Waker) {
-    let wake = std::sync::Arc::new(CountingWake(AtomicUsize::new(0)));
-    let waker = Waker::from(wake.clone());
-    (wake, waker)
 }
 
 /// A task on a fresh inbox: its runnable (scheduled), its handle, the inbox, and the
