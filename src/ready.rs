@@ -5,7 +5,7 @@
 use crate::eevdf::Eevdf;
 use crate::scheduler::{QueueScheduler, ReadyTask};
 use crate::stats::Log2Histogram;
-use crate::task::{Runnable, BOOK_BURST};
+use crate::task::Runnable;
 
 /// Ready-time stamp of a task that became ready while the loop was not running; its
 /// queue delay is counted from the start of the loop's next turn.
@@ -163,7 +163,7 @@ impl Ready {
     #[inline(always)]
     pub(crate) fn push_woken(&mut self, runnable: Runnable, now_ns: u64) -> bool {
         let meta = runnable.metadata();
-        if meta.books() & BOOK_BURST != 0 {
+        if self.counts_per_burst(meta.queue()) {
             meta.service_ns
                 .store(0, std::sync::atomic::Ordering::Relaxed);
         }

@@ -21,7 +21,7 @@ use crate::core::Core;
 use crate::task::cell::{self, Schedule};
 use crate::task::group::GroupAccount;
 use crate::task::panic_slot::PanicSlot;
-use crate::task::{JoinHandle, Runnable, TaskFuture, TaskMeta, BOOK_GROUP};
+use crate::task::{JoinHandle, Runnable, TaskFuture, TaskMeta};
 
 thread_local! {
     /// The executors created on this thread and not yet dropped (usually one).
@@ -71,17 +71,16 @@ where
         drop(future);
         return JoinHandle::cancelled();
     }
-    let mut books = core.books(queue);
     if let Some(group) = &group {
         group.count_spawned();
-        books |= BOOK_GROUP;
     }
+    let flags = core.task_flags(queue, group.is_some());
     let task = core.admit(queue, |registry_key| {
         let meta = TaskMeta {
             // Lossless: the builder refuses more than `MAX_QUEUES` queues.
             queue: queue as u16,
             aborted: AtomicBool::new(false),
-            flags: AtomicU8::new(books),
+            flags: AtomicU8::new(flags),
             registry_key,
             group,
             arrival: core.next_arrival(),

@@ -1,6 +1,7 @@
 //! Polls that end without a clock read (feature `sim`). After a poll under 1 µs,
 //! the next few polls of tasks whose last measured poll was under 1 µs too may skip
-//! the read; the read that ends the run charges all of it. Here, on the virtual
+//! the read, as may the first polls of new tasks of a future type whose last measured
+//! first poll was under 1 µs; the read that ends the run charges all of it. Here, on the virtual
 //! clock: service time stays exact, the poll-time histogram counts every poll and its
 //! quantiles stay within one bucket of the exact ones, a task that books its own polls
 //! gets its own time only, and deadlines stay as punctual as the polls allow.
@@ -16,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use clockworker::sim::{self, Host, HostModel};
-use clockworker::{yield_now, Executor, ExecutorBuilder, Log2Histogram};
+use clockworker::{yield_now, Executor, ExecutorBuilder, Log2Histogram, QueueHandle};
 use common::sim_work::US;
 
 const NS: Duration = Duration::from_nanos(1);
@@ -282,16 +283,23 @@ impl<F: Future> Future for Turns<F> {
 /// How long each turn of the run loop took, on a fine host, with `tasks` tasks whose
 /// poll `i` burns `length(i)`, forever, and a driver yield of 100 µs (10 ms in all).
 fn turn_lengths(tasks: usize, length: fn(usize) -> Duration) -> Vec<Duration> {
+    turns_of(|queue| {
+        for _ in 0..tasks {
+            queue.spawn(polls_of(usize::MAX, length));
+        }
+    })
+}
+
+/// How long each turn of the run loop took, on a fine host, with the tasks `spawn`
+/// spawns on its one queue, and a driver yield of 100 µs (10 ms in all).
+fn turns_of(spawn: impl FnOnce(&QueueHandle<u8>)) -> Vec<Duration> {
     let host = Host::new(HostModel::fine()).unwrap();
     let executor = ExecutorBuilder::new()
         .with_queue(0u8, 1)
         .with_driver_yield(100 * US)
         .build()
         .unwrap();
-    let queue = executor.queue(0).unwrap();
-    for _ in 0..tasks {
-        queue.spawn(polls_of(usize::MAX, length));
-    }
+    spawn(&executor.queue(0).unwrap());
     let lengths = Rc::new(RefCell::new(Vec::new()));
     let turns = Turns {
         inner: Box::pin(executor.run()),
@@ -301,6 +309,28 @@ fn turn_lengths(tasks: usize, length: fn(usize) -> Duration) -> Vec<Duration> {
     let lengths = lengths.take();
     assert!(lengths.len() > 50, "{} turns", lengths.len());
     lengths
+}
+
+/// Spawns, at each of its polls, 16 new tasks, each of whose only poll burns
+/// `first(i)` (`i`: the number spawned before it) and completes: every task it spawns
+/// has the same future type, and they come in batches.
+async fn spawn_new_tasks(queue: QueueHandle<u8>, first: fn(usize) -> Duration) {
+    for batch in 0.. {
+        for i in batch * 16..(batch + 1) * 16 {
+            queue.spawn(async move { sim::cpu(first(i)).await });
+        }
+        yield_now().await;
+    }
+}
+
+/// Eight tasks of 500 ns polls, forever, beside `spawn_new_tasks(first)`.
+fn turns_with_new_tasks(first: fn(usize) -> Duration) -> Vec<Duration> {
+    turns_of(|queue| {
+        for _ in 0..8 {
+            queue.spawn(polls_of(usize::MAX, |_| 500 * NS));
+        }
+        queue.spawn(spawn_new_tasks(queue.clone(), first));
+    })
 }
 
 #[test]
@@ -326,4 +356,58 @@ fn a_long_poll_after_short_ones_delays_the_driver_yield_once_by_at_most_a_run() 
     assert!(*first <= 100 * US + 12 * 20 * US, "{first:?}");
     let later = lengths.iter().skip(5).max().unwrap();
     assert!(*later <= 100 * US + 20 * US, "{later:?}");
+}
+
+#[test]
+fn new_tasks_whose_first_polls_are_long_see_the_driver_yield_within_a_poll() {
+    // New tasks keep arriving among short polls, in batches, each with a 20 µs first
+    // poll. A first poll may end unread only when the last measured first poll of the
+    // same future type was short, which these never are: each is measured alone, and
+    // every turn ends within one poll of the deadline, as with a read after every
+    // poll. (Were new tasks let end their first polls unread, a run of them would see
+    // the deadline up to eleven 20 µs polls late.)
+    let lengths = turns_with_new_tasks(|_| 20 * US);
+    let longest = lengths.iter().max().unwrap();
+    assert!(*longest <= 100 * US + 20 * US, "{longest:?}");
+}
+
+#[test]
+fn new_tasks_whose_first_polls_turn_long_delay_the_driver_yield_once_by_at_most_a_run() {
+    // The first 2,000 new tasks take 300 ns in their first polls, so later tasks of
+    // their type may end their first polls unread; then the first polls take 20 µs.
+    // As with a task whose polls turn long: the first run that holds them may see the
+    // driver yield late, by at most the run; after that, turns end within one poll
+    // of it.
+    let lengths = turns_with_new_tasks(|i| if i < 2_000 { 300 * NS } else { 20 * US });
+    let longest = lengths.iter().max().unwrap();
+    assert!(*longest <= 100 * US + 12 * 20 * US, "{longest:?}");
+    let late = lengths
+        .iter()
+        .filter(|turn| **turn > 100 * US + 20 * US)
+        .count();
+    assert!(
+        late <= 1,
+        "{late} turns late by more than a poll: {lengths:?}"
+    );
+}
+
+#[test]
+fn service_time_is_exact_and_every_poll_is_counted_with_new_tasks_in_runs() {
+    // 3,000 short tasks of one type, of one or two polls: most first polls may end
+    // unread. Service stays exact, every poll is counted, and the sampled quantiles
+    // stay within one bucket.
+    let tasks = (0..3_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                (1, (|_| 400 * NS) as fn(usize) -> Duration)
+            } else {
+                (0, (|_| Duration::ZERO) as fn(usize) -> Duration)
+            }
+        })
+        .collect();
+    let (poll_time, polls, service, mut lengths) = run_to_completion(tasks);
+    assert_eq!(polls, lengths.len() as u64);
+    assert_eq!(poll_time.count(), polls, "{poll_time}");
+    assert_eq!(service, lengths.iter().sum::<Duration>());
+    assert_quantiles_within_one_bucket(&poll_time, &mut lengths, &[0.25, 0.5, 0.75, 0.9]);
 }

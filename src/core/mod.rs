@@ -11,6 +11,7 @@
 //! wake while `ready` is borrowed by our own bookkeeping), the wake falls back to the
 //! inbox instead of panicking.
 
+use std::any::TypeId;
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -29,8 +30,7 @@ use crate::stats::{ExecutorStats, QueueStats};
 use crate::task::cell::LiveTask;
 use crate::task::group::{GroupAccount, GroupRegistry};
 use crate::task::{
-    Ending, PollTime, Runnable, TaskHooks, TaskMeta, TaskRef, BOOK_BURST, BOOK_SERVICE,
-    READS_EVERY_POLL,
+    Ending, PollTime, Runnable, TaskHooks, TaskMeta, TaskRef, BOOK_GROUP, BOOK_SERVICE,
 };
 use registry::TaskRegistry;
 use unread_polls::UnreadRun;
@@ -100,9 +100,8 @@ pub(crate) struct Core {
     /// The queues' keys as text (`Debug` forms, see `queue::key_labels`), by index.
     queue_names: Box<[Rc<str>]>,
     /// Per queue: what its tasks book (`BOOK_SERVICE` when its scheduler asks for
-    /// timing, `BOOK_BURST` when it counts service per burst), and `READS_EVERY_POLL`
-    /// when its scheduler observes polls. Fixed at build time.
-    books: Box<[u8]>,
+    /// timing), and whether its scheduler observes polls. Fixed at build time.
+    books: Box<[(u8, bool)]>,
     measure: LoopMeasure,
     clock: Clock,
     /// Last clock reading (ns): the start of the current poll while one runs.
@@ -159,17 +158,7 @@ impl Core {
         let books = (0..queue_count)
             .map(|q| {
                 let service = if ready.is_timed(q) { BOOK_SERVICE } else { 0 };
-                let burst = if ready.counts_per_burst(q) {
-                    BOOK_BURST
-                } else {
-                    0
-                };
-                let reads = if ready.is_observed(q) {
-                    READS_EVERY_POLL
-                } else {
-                    0
-                };
-                service | burst | reads
+                (service, ready.is_observed(q))
             })
             .collect();
         ready.set_stop_at_switch(queue_count > 1 && config.host_poll_ns < config.driver_yield_ns);
@@ -231,16 +220,18 @@ impl Core {
         self.now_ns.get()
     }
 
-    /// What a task of queue `queue` books besides the queue's figures (its
-    /// `TaskMeta::books` without `BOOK_GROUP`): fixed at build time.
     /// The queues' keys as text, by index (see `queue::key_labels`).
     #[cfg(feature = "metrics")]
     pub(crate) fn queue_names(&self) -> &[Rc<str>] {
         &self.queue_names
     }
 
-    pub(crate) fn books(&self, queue: usize) -> u8 {
-        self.books[queue]
+    /// The flags a new task of queue `queue` starts with (`TaskMeta::initial_flags`);
+    /// `grouped`: it belongs to a task group, whose account books each poll.
+    pub(crate) fn task_flags(&self, queue: usize, grouped: bool) -> u8 {
+        let (books, observed) = self.books[queue];
+        let books = if grouped { books | BOOK_GROUP } else { books };
+        TaskMeta::initial_flags(books, observed)
     }
 
     /// The live service account of group `id` in queue `queue`, created if needed.
@@ -555,6 +546,16 @@ impl TaskHooks for Core {
             self.maybe_start_unread_run(ran_ns);
         }
         PollTime::Read { short }
+    }
+
+    #[inline]
+    fn first_poll_may_end_unread(&self, future: TypeId) -> bool {
+        self.unread.first_polls_short(future)
+    }
+
+    #[inline]
+    fn note_first_poll(&self, future: TypeId, short: bool) {
+        self.unread.note_first_poll(future, short);
     }
 
     fn forget_task(&self, key: usize) {

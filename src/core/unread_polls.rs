@@ -7,9 +7,13 @@
 //! loop's clock (`Core::now_ns`) where it was, and the next read covers every poll
 //! since the one before.
 //!
-//! Which polls may end unread: those of a task whose last measured poll was short
-//! (`TaskMeta::poll_flags`; a task's first poll is always read), that books nothing
-//! itself (not LAS, no group) and whose queue's scheduler does not observe polls.
+//! Which polls may end unread: those of a task that books nothing itself (not LAS, no
+//! group) and whose queue's scheduler does not observe polls, when the task's last
+//! measured poll was short (`TaskMeta::poll_flags`), or, for its first poll, when the
+//! last first poll the executor measured of a task of the same future type was short
+//! (`UnreadRun::first_polls_short`: the type stands in for the task's own history,
+//! which a new task lacks). A new task of a type whose first polls run long (a batch
+//! of heavy jobs) is measured alone, so a run of them cannot see a deadline late.
 //!
 //! What stays exact and what does not:
 //! - **Service time and EEVDF's charge** stay exact in total: the read that closes a
@@ -32,7 +36,8 @@
 //!   polls as long as the poll that started it.
 //! - **Deadlines** (slice end, driver yield, the batching of `run_until`'s future)
 //!   are seen late only when a run's polls, of tasks whose last measured poll was
-//!   short, turn out long, and then by at most the run. A run starts only when the
+//!   short (or new tasks of a type whose last measured first poll was), turn out
+//!   long, and then by at most the run. A run starts only when the
 //!   deadline is further away than `UNREAD_GUARD_NS`, and than `RUN_MAX` polls as long
 //!   as the longest a read measured lately (`UnreadRun::longest_ns`: a poll, or a
 //!   run's mean when its close read it; halved at each turn). So once a run shows
@@ -40,6 +45,7 @@
 //!   that changes from short polls to long ones pays one late deadline, not one per
 //!   turn.
 
+use std::any::TypeId;
 use std::cell::Cell;
 
 use super::Core;
@@ -74,6 +80,9 @@ pub(super) struct UnreadRun {
     /// that may end unread, or the mean of a run's polls when its close read them.
     /// Halved at each turn's start.
     longest_ns: Cell<u64>,
+    /// The future type of the last first poll measured, if that poll was short: a
+    /// new task of that type may end its first poll unread.
+    short_first_poll: Cell<Option<TypeId>>,
 }
 
 impl UnreadRun {
@@ -96,6 +105,27 @@ impl UnreadRun {
     pub(super) fn note_measured(&self, ns: u64) {
         if ns > self.longest_ns.get() {
             self.longest_ns.set(ns);
+        }
+    }
+
+    /// Whether the last first poll measured of a task whose future has type
+    /// `future` was short.
+    #[inline(always)]
+    pub(super) fn first_polls_short(&self, future: TypeId) -> bool {
+        self.short_first_poll.get() == Some(future)
+    }
+
+    /// A first poll of a task whose future has type `future` was measured: `short`
+    /// says whether it was short. A long one stops tasks of that type from ending
+    /// their first polls unread; a short one lets them, and ends the leave of the type
+    /// noted before (one type at a time: a workload that spawns several types in turn
+    /// gets its first polls measured, as before).
+    #[inline(always)]
+    pub(super) fn note_first_poll(&self, future: TypeId, short: bool) {
+        if short {
+            self.short_first_poll.set(Some(future));
+        } else if self.short_first_poll.get() == Some(future) {
+            self.short_first_poll.set(None);
         }
     }
 

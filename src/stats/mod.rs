@@ -67,11 +67,12 @@ pub struct QueueStats<K> {
     ///
     /// Sampled where polls are short: after a poll of under 1 µs, the next few polls
     /// (4 to 11) of tasks whose last measured poll was under 1 µs too may end without
-    /// a clock read. The poll measured right after such a run counts once for itself
-    /// and once for each poll of the run (it comes from the same tasks, and the run's
-    /// length varies, so it is a fair sample). Every other poll counts with its own
-    /// duration: a task's first poll, the polls of tasks whose last measured poll took
-    /// 1 µs or more, and every poll in queues with a timed scheduler
+    /// a clock read, as may the first polls of new tasks of a future type whose last
+    /// measured first poll was under 1 µs. The poll measured right after such a run
+    /// counts once for itself and once for each poll of the run (it comes from the
+    /// same tasks, and the run's length varies, so it is a fair sample). Every other
+    /// poll counts with its own duration: the polls of tasks whose last measured poll
+    /// took 1 µs or more, and every poll in queues with a timed scheduler
     /// ([`LAS`](crate::scheduler::LAS)), in task groups, or whose scheduler observes
     /// polls. `service_time` stays exact: the read that ends a run charges all of it.
     /// Read from inside a task while a run is open, `poll_time` and `service_time`

@@ -19,6 +19,7 @@
 //! caught poll panic is not a result: its payload goes to the handle through
 //! `TaskMeta::drop_panic`.
 
+use std::any::TypeId;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -128,6 +129,23 @@ fn future_going<H: TaskHooks>(meta: &TaskMeta, hooks: &H) {
     hooks.forget_task(meta.registry_key as usize);
 }
 
+/// After a task's first poll (of a task whose polls are not all read): records how it
+/// went for the task's next poll and, when it was measured, for the next first polls
+/// of its future's type. A first poll let end unread counts as short: its type's
+/// first polls were. Out of line: once per task.
+#[cold]
+#[inline(never)]
+fn first_poll_ended<H: TaskHooks>(meta: &TaskMeta, hooks: &H, future: TypeId, time: PollTime) {
+    let short = match time {
+        PollTime::Read { short } => {
+            hooks.note_first_poll(future, short);
+            short
+        }
+        PollTime::Unread => true,
+    };
+    meta.set_polls_short(short);
+}
+
 /// Drops the user future in place.
 ///
 /// # Safety
@@ -149,7 +167,7 @@ impl<'m, F, H: TaskHooks> TaskFuture<'m, F, H> {
     }
 }
 
-impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
+impl<F: Future + 'static, H: TaskHooks> Future for TaskFuture<'_, F, H> {
     type Output = TaskOutput<F::Output>;
 
     #[inline]
@@ -159,7 +177,9 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
         let hooks = &**this.hooks;
         let meta = *this.meta;
         let flags = meta.poll_flags();
-        hooks.begin_poll(flags.may_end_unread());
+        let may_end_unread =
+            flags.was_short || (flags.first && hooks.first_poll_may_end_unread(TypeId::of::<F>()));
+        hooks.begin_poll(may_end_unread);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: `ManuallyDrop<F>` is an `F` in place; the projection neither moves
             // it nor hands out anything but a pinned reference. `future_gone` is
@@ -180,9 +200,14 @@ impl<F: Future, H: TaskHooks> Future for TaskFuture<'_, F, H> {
             if flags.books {
                 meta.book_poll(hooks, ran_ns);
             }
-        } else if let PollTime::Read { short } = hooks.end_poll_maybe_unread(flags.was_short) {
-            if short != flags.was_short {
-                meta.set_polls_short(short);
+        } else {
+            let time = hooks.end_poll_maybe_unread(may_end_unread);
+            if flags.first {
+                first_poll_ended(meta, hooks, TypeId::of::<F>(), time);
+            } else if let PollTime::Read { short } = time {
+                if short != flags.was_short {
+                    meta.set_polls_short(short);
+                }
             }
         }
         match outcome {

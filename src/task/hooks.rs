@@ -4,6 +4,8 @@
 //! `Rc<H>` for some `H: TaskHooks`, which the executor's core implements; calls are
 //! dispatched statically and inlined, so the seam costs nothing at run time.
 
+use std::any::TypeId;
+
 /// How a task ended, as its wrapper reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {
@@ -49,8 +51,18 @@ pub(crate) trait TaskHooks: 'static {
 
     /// Called at the end of every poll of any other task: reads the clock as
     /// `end_poll` does, or, if `may_skip_read` (the task's last measured poll was
-    /// short) and the executor allows it, skips the read.
+    /// short, or it is a first poll that `first_poll_may_end_unread` allowed) and the
+    /// executor allows it, skips the read.
     fn end_poll_maybe_unread(&self, may_skip_read: bool) -> PollTime;
+
+    /// Before a task's first poll (of a task whose polls are not all read): whether
+    /// it may end unread, because the last first poll the executor measured of a task
+    /// whose future has type `future` was short.
+    fn first_poll_may_end_unread(&self, future: TypeId) -> bool;
+
+    /// A task's first poll ended with a clock read: its future has type `future`, and
+    /// `short` says whether the poll was short.
+    fn note_first_poll(&self, future: TypeId, short: bool);
 
     /// How long a task polled now waited since it became ready at `ready_at_ns` (its
     /// `TaskMeta::ready_at_ns`), as the queue's `queue_delay` counts it. Called only

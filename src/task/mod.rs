@@ -37,16 +37,16 @@ pub(crate) use cell::{Runnable, TaskRef};
 pub(crate) const BOOK_SERVICE: u8 = 1;
 /// `TaskMeta::flags`: the task has a group, whose account books each poll.
 pub(crate) const BOOK_GROUP: u8 = 2;
-/// `TaskMeta::flags`: the queue's scheduler counts service per burst, so a wake from
-/// outside the task's poll restarts `service_ns` (`LAS::new`).
-pub(crate) const BOOK_BURST: u8 = 4;
+/// `TaskMeta::flags`: the task was never polled, and its polls are not all read: its
+/// first poll may end without a clock read when the last first poll the executor
+/// measured of a task of the same future type was short (`core::unread_polls`).
+/// Cleared by the wrapper after the first poll, on the executor thread.
+const FIRST_POLL: u8 = 4;
 /// `TaskMeta::flags`: the user's future is gone (it completed or panicked, or its
 /// drop began). Set once, on the executor's thread, by the task's wrapper.
 pub(crate) const FUTURE_GONE: u8 = 8;
 /// The flags that ask a poll to book something (see `TaskMeta::book_poll`).
 const BOOKS_AFTER_POLL: u8 = BOOK_SERVICE | BOOK_GROUP;
-/// The `BOOK_*` flags.
-const BOOKS: u8 = BOOK_SERVICE | BOOK_GROUP | BOOK_BURST;
 /// `TaskMeta::flags`: the task's last poll that ended with a clock read was short, so
 /// its next poll may end without one (the executor decides; `core::unread_polls`).
 /// Written by the wrapper on the executor thread.
@@ -54,7 +54,7 @@ const SHORT_POLLS: u8 = 16;
 /// `TaskMeta::flags`: every poll of the task ends with a clock read, because its
 /// queue's scheduler is told each poll's duration (`Scheduler::observe`). Fixed at
 /// spawn.
-pub(crate) const READS_EVERY_POLL: u8 = 32;
+const READS_EVERY_POLL: u8 = 32;
 
 /// The task's flags as its wrapper reads them for a poll (`TaskMeta::poll_flags`).
 pub(crate) struct PollFlags {
@@ -63,18 +63,12 @@ pub(crate) struct PollFlags {
     /// Every poll ends with a clock read: the task books its polls, or its queue's
     /// scheduler observes them.
     pub(crate) reads_every_poll: bool,
-    /// The task's last poll that ended with a clock read was short.
+    /// The task's last measured poll was short: this one may end unread.
     pub(crate) was_short: bool,
-}
-
-impl PollFlags {
-    /// Whether the executor may end the poll without a clock read
-    /// (`core::unread_polls`): the task's last measured poll was short, and no poll
-    /// of it must be read.
-    #[inline(always)]
-    pub(crate) fn may_end_unread(&self) -> bool {
-        self.was_short && !self.reads_every_poll
-    }
+    /// The task's first poll, of a task whose polls are not all read: it may end
+    /// unread when the executor's last measured first poll of the same future type
+    /// was short.
+    pub(crate) first: bool,
 }
 
 /// What the executor keeps about a task, inside the task's own allocation.
@@ -89,7 +83,8 @@ pub(crate) struct TaskMeta {
     /// Set by `JoinHandle::abort`: the run loop drops the task instead of polling it.
     pub(crate) aborted: AtomicBool,
     /// `BOOK_*` (what each poll books besides the queue's figures) and
-    /// `READS_EVERY_POLL`, fixed at spawn; `FUTURE_GONE` and `SHORT_POLLS`; the task
+    /// `READS_EVERY_POLL`, fixed at spawn; `FIRST_POLL`, `SHORT_POLLS` and
+    /// `FUTURE_GONE`; the task
     /// cell's scheduling state, `cell::SCHEDULED` and `cell::RUNNING`. Atomic only
     /// because the metadata must be `Sync`: written at spawn and then only on the
     /// executor's thread (the wrapper, the cell's `Runnable` and a waker that checked
@@ -134,7 +129,7 @@ impl TaskMeta {
     /// The `BOOK_*` flags fixed at spawn.
     #[inline(always)]
     pub(crate) fn books(&self) -> u8 {
-        self.flags.load(Ordering::Relaxed) & BOOKS
+        self.flags.load(Ordering::Relaxed) & BOOKS_AFTER_POLL
     }
 
     /// What the wrapper needs around a poll, from one load of the flags before it (none
@@ -146,19 +141,30 @@ impl TaskMeta {
             books: flags & BOOKS_AFTER_POLL != 0,
             reads_every_poll: flags & (BOOKS_AFTER_POLL | READS_EVERY_POLL) != 0,
             was_short: flags & SHORT_POLLS != 0,
+            first: flags & FIRST_POLL != 0,
         }
     }
 
-    /// Records whether the task's last measured poll was short. Executor thread only
-    /// (as `set_future_gone`).
+    /// The flags a new task starts with, given what its polls book (`BOOK_*`) and
+    /// whether its queue's scheduler observes every poll: `READS_EVERY_POLL` when it
+    /// does, `FIRST_POLL` when nothing asks for every poll's duration.
+    pub(crate) fn initial_flags(books: u8, observed: bool) -> u8 {
+        if observed {
+            books | READS_EVERY_POLL
+        } else if books & BOOKS_AFTER_POLL != 0 {
+            books
+        } else {
+            books | FIRST_POLL
+        }
+    }
+
+    /// Records whether the task's last measured poll was short (a first poll let end
+    /// unread counts as short: its type's first polls were), and that its first poll
+    /// is over. Executor thread only (as `set_future_gone`).
     #[inline(always)]
     pub(crate) fn set_polls_short(&self, short: bool) {
-        let flags = self.flags.load(Ordering::Relaxed);
-        let new = if short {
-            flags | SHORT_POLLS
-        } else {
-            flags & !SHORT_POLLS
-        };
+        let flags = self.flags.load(Ordering::Relaxed) & !(SHORT_POLLS | FIRST_POLL);
+        let new = if short { flags | SHORT_POLLS } else { flags };
         self.flags.store(new, Ordering::Relaxed);
     }
 
