@@ -26,14 +26,16 @@
 //!   poll inside a run is measured from the run's last read (at most the run's length
 //!   early).
 //! - **The poll-time histogram is sampled within runs**, and its count stays the
-//!   number of polls. When a run has used up its length, the next poll of a task that
-//!   may end unread is measured alone (the run is closed by a read before it), and
-//!   counts once for itself and once for each poll of the run: it comes from the same
-//!   tasks as the run's polls, not chosen by its length, and run lengths vary so that
-//!   it does not follow a rotation of tasks either. Every poll of a task that may not
-//!   end unread is measured alone (a run open before it is closed first) and counts
-//!   for itself. A run cut short (a slice or turn ends, such a task comes) counts its
-//!   polls as long as the poll that started it.
+//!   number of polls. When a run has used up its length, a read before the next poll
+//!   of a task that may end unread closes it; every other time that poll is then
+//!   measured alone and counts once for itself and once for each poll of the runs
+//!   since the last such sample (the other times a new run starts with that poll, so
+//!   a run costs one read, not two): it comes from the same tasks as the runs' polls,
+//!   not chosen by their length, and run lengths vary so that it does not follow a
+//!   rotation of tasks either. Every poll of a task that may not end unread is
+//!   measured alone (a run open before it is closed first) and counts for itself.
+//!   Runs cut short (a slice or turn ends, such a task comes) count their polls as
+//!   long as the poll that started the first of them.
 //! - **Deadlines** (slice end, driver yield, the batching of `run_until`'s future)
 //!   are seen late only when a run's polls, of tasks whose last measured poll was
 //!   short (or new tasks of a type whose last measured first poll was), turn out
@@ -69,6 +71,12 @@ pub(super) struct UnreadRun {
     left: Cell<u32>,
     /// Polls that ended unread and are not yet in the poll-time histogram.
     polls: Cell<u32>,
+    /// Polls that ended unread since the last clock read (`polls` spans two runs when
+    /// a run went on without a sample, see `sample_due`).
+    run_polls: Cell<u32>,
+    /// Whether the next run that uses up its length is followed by a measured poll
+    /// (its sample); toggled at each, so every other one is.
+    sample_due: Cell<bool>,
     /// Their queue (a run never crosses a slice, so they share one).
     queue: Cell<usize>,
     /// The duration of the poll that started the run, for a run cut short.
@@ -97,6 +105,7 @@ impl UnreadRun {
     pub(super) fn begin_turn(&self) {
         self.left.set(0);
         self.polls.set(0);
+        self.run_polls.set(0);
         self.longest_ns.set(self.longest_ns.get() / 2);
     }
 
@@ -117,8 +126,8 @@ impl UnreadRun {
 
     /// A first poll of a task whose future has type `future` was measured: `short`
     /// says whether it was short. A long one stops tasks of that type from ending
-    /// their first polls unread; a short one lets them, and ends the leave of the type
-    /// noted before (one type at a time: a workload that spawns several types in turn
+    /// their first polls unread; a short one lets them, in place of the type noted
+    /// before (one type at a time: a workload that spawns several types in turn
     /// gets its first polls measured, as before).
     #[inline(always)]
     pub(super) fn note_first_poll(&self, future: TypeId, short: bool) {
@@ -133,6 +142,7 @@ impl UnreadRun {
     #[inline(always)]
     pub(super) fn count_poll(&self, queue: usize) {
         self.polls.set(self.polls.get() + 1);
+        self.run_polls.set(self.run_polls.get() + 1);
         self.queue.set(queue);
     }
 
@@ -148,6 +158,14 @@ impl UnreadRun {
     /// The duration of the poll that started the run.
     pub(super) fn start_ns(&self) -> u64 {
         self.start_ns.get()
+    }
+
+    /// Whether the run that just used up its length is followed by its sample; every
+    /// other one is, and the others go on as a new run at once.
+    fn take_sample_due(&self) -> bool {
+        let due = self.sample_due.get();
+        self.sample_due.set(!due);
+        due
     }
 
     /// The next run's length.
@@ -173,7 +191,7 @@ impl Core {
             if !may_end_unread {
                 self.close_unread_run();
             } else if self.unread.left.get() == 0 {
-                self.charge_run_time();
+                self.run_used_up();
             }
         }
     }
@@ -191,20 +209,41 @@ impl Core {
     }
 
     /// After a poll measured alone that took `ran_ns`, shorter than `SHORT_POLL_NS`:
-    /// lets the next polls end unread when the deadline is further past the poll's
-    /// start (`now_ns`, under a µs before its end) than `UNREAD_GUARD_NS` and than
-    /// `RUN_MAX` polls as long as the longest measured lately.
+    /// lets the next polls end unread when a run may start (`run_may_start`).
     #[inline(always)]
     pub(super) fn maybe_start_unread_run(&self, ran_ns: u64) {
+        if self.run_may_start() {
+            self.unread.left.set(self.unread.next_length());
+            self.unread.start_ns.set(ran_ns);
+        }
+    }
+
+    /// Whether the deadline is further past the last read (`now_ns`) than
+    /// `UNREAD_GUARD_NS` and than `RUN_MAX` polls as long as the longest measured
+    /// lately.
+    #[inline(always)]
+    fn run_may_start(&self) -> bool {
         let longest_run = self
             .unread
             .longest_ns
             .get()
             .saturating_mul(u64::from(RUN_MAX));
         let guard = UNREAD_GUARD_NS.max(longest_run);
-        if self.now_ns.get().saturating_add(guard) <= self.yield_deadline_ns.get() {
+        self.now_ns.get().saturating_add(guard) <= self.yield_deadline_ns.get()
+    }
+
+    /// Before a poll that may end unread, when the open run has used up its length:
+    /// reads the clock and charges the run's time (`charge_run_time`). Every other
+    /// time the poll is then measured alone, the sample that stands for the polls of
+    /// the runs since the last one; the other times a new run starts at once, this
+    /// poll its first, when a run may start. One read per run instead of two, and
+    /// still a sample per ~15 unread polls.
+    #[cold]
+    #[inline(never)]
+    fn run_used_up(&self) {
+        self.charge_run_time();
+        if !self.unread.take_sample_due() && self.run_may_start() {
             self.unread.left.set(self.unread.next_length());
-            self.unread.start_ns.set(ran_ns);
         }
     }
 
@@ -218,7 +257,7 @@ impl Core {
         let now = self.clock.now_ns();
         let ran = now.saturating_sub(self.now_ns.get());
         self.now_ns.set(now);
-        let polls = u64::from(self.unread.polls.get()).max(1);
+        let polls = u64::from(self.unread.run_polls.replace(0)).max(1);
         self.unread.note_measured(ran / polls);
         if let Ok(mut ready) = self.ready.try_borrow_mut() {
             ready.charge_time(self.unread.queue.get(), ran);

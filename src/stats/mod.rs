@@ -68,16 +68,16 @@ pub struct QueueStats<K> {
     /// Sampled where polls are short: after a poll of under 1 µs, the next few polls
     /// (4 to 11) of tasks whose last measured poll was under 1 µs too may end without
     /// a clock read, as may the first polls of new tasks of a future type whose last
-    /// measured first poll was under 1 µs. The poll measured right after such a run
-    /// counts once for itself and once for each poll of the run (it comes from the
-    /// same tasks, and the run's length varies, so it is a fair sample). Every other
-    /// poll counts with its own duration: the polls of tasks whose last measured poll
-    /// took 1 µs or more, and every poll in queues with a timed scheduler
-    /// ([`LAS`](crate::scheduler::LAS)), in task groups, or whose scheduler observes
-    /// polls. `service_time` stays exact: the read that ends a run charges all of it.
-    /// Read from inside a task while a run is open, `poll_time` and `service_time`
-    /// lag by that run (at most 11 polls) until it closes, at the latest when the run
-    /// loop's turn ends.
+    /// measured first poll was under 1 µs. The poll measured right after every other
+    /// such run counts once for itself and once for each poll of the two runs before
+    /// it (it comes from the same tasks, and run lengths vary, so it is a fair
+    /// sample). Every other poll counts with its own duration: the polls of tasks
+    /// whose last measured poll took 1 µs or more, and every poll in queues with a
+    /// timed scheduler ([`LAS`](crate::scheduler::LAS)), in task groups, or whose
+    /// scheduler observes polls. `service_time` stays exact: the read that ends a run
+    /// charges all of it. Read from inside a task while a run is open, `service_time`
+    /// lags by that run (at most 11 polls) and `poll_time` by up to two runs, until
+    /// they close, at the latest when the run loop's turn ends.
     /// docs/OVERHEAD_ANALYSIS.md measures what this saves; `tests/sim_short_polls.rs`
     /// checks that the sampled quantiles stay within one bucket of the exact ones.
     pub poll_time: Log2Histogram,
