@@ -90,10 +90,15 @@ impl<T> TaskRegistry<T> {
         self.len
     }
 
-    /// The keys of every filled slot.
+    /// The keys of every filled slot. Stops after the chunk that holds the last one:
+    /// the chunks stay allocated after a burst of tasks, and an executor dropped with
+    /// no live task left (the common end) scans none of them.
     pub(crate) fn keys(&self) -> Vec<usize> {
         let mut keys = Vec::with_capacity(self.len);
         for (c, chunk) in self.chunks.iter().enumerate() {
+            if keys.len() == self.len {
+                break;
+            }
             let filled = chunk.iter().enumerate().filter(|(_, slot)| slot.is_some());
             keys.extend(filled.map(|(i, _)| (c << CHUNK_BITS) | i));
         }
@@ -170,6 +175,21 @@ mod tests {
         assert_eq!(again, keys[3], "the freed key comes back first");
         assert_eq!(registry.len(), 10);
         assert_eq!(registry.fresh, 10, "no fresh key was used");
+    }
+
+    #[test]
+    fn keys_find_a_lone_entry_in_the_last_chunk_and_none_when_empty() {
+        let mut registry = TaskRegistry::<Waker>::default();
+        let keys: Vec<usize> = (0..2 * CHUNK_LEN + 1)
+            .map(|_| insert(&mut registry, waker().1))
+            .collect();
+        let (last, others) = keys.split_last().unwrap();
+        for key in others {
+            registry.remove(*key);
+        }
+        assert_eq!(registry.keys(), [*last]);
+        registry.remove(*last);
+        assert!(registry.keys().is_empty());
     }
 
     #[test]
