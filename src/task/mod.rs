@@ -84,11 +84,11 @@ pub(crate) struct TaskMeta {
     pub(crate) aborted: AtomicBool,
     /// `BOOK_*` (what each poll books besides the queue's figures) and
     /// `READS_EVERY_POLL`, fixed at spawn; `FIRST_POLL`, `SHORT_POLLS` and
-    /// `FUTURE_GONE`; the task
-    /// cell's scheduling state, `cell::SCHEDULED` and `cell::RUNNING`. Atomic only
-    /// because the metadata must be `Sync`: written at spawn and then only on the
-    /// executor's thread (the wrapper, the cell's `Runnable` and a waker that checked
-    /// its thread), with plain loads and stores (`Relaxed`, never a read-modify-write).
+    /// `FUTURE_GONE`; the task cell's scheduling state, `cell::SCHEDULED` and
+    /// `cell::RUNNING`. Atomic only because the metadata must be `Sync`: written at
+    /// spawn and then only on the executor's thread (the wrapper, the cell's
+    /// `Runnable` and a waker that checked its thread), with plain loads and stores
+    /// (`Relaxed`, never a read-modify-write).
     pub(crate) flags: AtomicU8,
     /// The task's entry in the executor's task registry.
     pub(crate) registry_key: u32,
