@@ -369,16 +369,9 @@ impl Core {
                 // drained. Keep the task for the next drain.
                 Err(_) => self.inbox.push(woken),
             },
-            |key| {
-                // The key may already belong to a newer task (the aborted one finished
-                // meanwhile): that task gets a spurious wake, which futures tolerate.
-                let task = self.tasks.borrow().get(key).copied();
-                if let Some(task) = task {
-                    // SAFETY: executor thread; a task in the registry has its future
-                    // (the entry goes before the future does).
-                    unsafe { task.wake() };
-                }
-            },
+            // The key may already belong to a newer task (the aborted one finished
+            // meanwhile): that task gets a spurious wake, which futures tolerate.
+            |key| self.wake_registered(key),
         );
     }
 
@@ -421,6 +414,17 @@ impl Core {
         }
     }
 
+    /// Wakes the live task registered under `key`, if there is one (the registry is
+    /// not borrowed during the wake, which reaches the queue's scheduler).
+    fn wake_registered(&self, key: usize) {
+        let task = self.tasks.borrow().get(key).copied();
+        if let Some(task) = task {
+            // SAFETY: executor thread; a task in the registry has its future (the
+            // entry goes before the future does).
+            unsafe { task.wake() };
+        }
+    }
+
     /// Drops every task's future on this thread: wakes each registered task (so parked
     /// ones become ready), then drops all ready tasks, until no task is left. Dropping a
     /// future may wake or spawn others; the loop runs until the registry is empty.
@@ -441,11 +445,7 @@ impl Core {
             for key in keys {
                 // Looked up one at a time: a wake reaches the queue's scheduler, which
                 // may drop (cancel) other tasks meanwhile.
-                let task = self.tasks.borrow().get(key).copied();
-                if let Some(task) = task {
-                    // SAFETY: executor thread; a task in the registry has its future.
-                    unsafe { task.wake() };
-                }
+                self.wake_registered(key);
             }
             self.ready.borrow_mut().drain_all(&mut doomed);
             while let Some(woken) = self.inbox.pop() {

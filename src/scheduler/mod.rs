@@ -499,18 +499,10 @@ pub(crate) mod test_support {
 
     use super::ReadyTask;
     use crate::inbox::Inbox;
+    use crate::task::cell::ThroughInbox;
     use crate::task::group::GroupAccount;
     use crate::task::panic_slot::PanicSlot;
     use crate::task::TaskMeta;
-
-    /// Test tasks are never woken (their future is ready at once).
-    struct NeverWoken;
-
-    impl crate::task::cell::Schedule for NeverWoken {
-        fn schedule(runnable: crate::task::Runnable) -> Result<(), crate::task::Runnable> {
-            Err(runnable)
-        }
-    }
 
     /// A ready task with spawn order `arrival`, in `group`, that was polled for
     /// `service_ns` so far. It never runs; dropping it cancels it.
@@ -532,7 +524,7 @@ pub(crate) mod test_support {
             drop_panic: PanicSlot::new(),
         };
         let (runnable, _handle) =
-            crate::task::cell::spawn::<_, _, NeverWoken>(meta, |_| std::future::ready(()));
+            crate::task::cell::spawn::<_, _, ThroughInbox>(meta, |_| std::future::ready(()));
         ReadyTask::new(runnable)
     }
 }

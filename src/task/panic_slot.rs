@@ -14,9 +14,9 @@
 //!   costs only on the rare panicking path).
 //!
 //! The executor thread writes a payload at most once per task (the future panics in a
-//! poll or in its drop, and is gone after either); the handle, on any thread, either takes it (only after the cell reported
-//! the future gone, `FINISHED`, which orders the write before the read) or marks the slot when
-//! it is dropped. Every transition is one atomic swap or compare-exchange with
+//! poll or in its drop, and is gone after either); the handle, on any thread, either
+//! takes it (only after the cell reported the future gone, `FINISHED`, which orders the
+//! write before the read) or marks the slot when it is dropped. Every transition is one atomic swap or compare-exchange with
 //! acquire/release, so a payload is dropped exactly once whichever side comes last:
 //! `put` after the mark drops it at once, a handle dropped after `put` drops it then.
 //!
@@ -69,8 +69,8 @@ impl PanicSlot {
     }
 
     /// Takes the payload, if the task left one. Called by the handle once the cell
-    /// reported the task ended, i.e. its future gone. Leaves the slot marked, as
-    /// the handle is done with it.
+    /// reported the task ended, i.e. its future gone. Leaves the slot marked, as the
+    /// handle is done with it.
     pub(crate) fn take(&self) -> Option<Payload> {
         let current = self.0.swap(detached(), Ordering::AcqRel);
         if current.is_null() || current == detached() {

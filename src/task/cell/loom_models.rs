@@ -21,20 +21,11 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{spawn, Runnable, Schedule, TaskHandle};
+use super::{spawn, Runnable, TaskHandle, ThroughInbox};
 use crate::inbox::loom_models::{host as counting_waker, model};
 use crate::inbox::Inbox;
 use crate::task::panic_slot::PanicSlot;
 use crate::task::{TaskMeta, TaskRef};
-
-/// Wakes on the executor's thread go through the inbox, which the models drain.
-struct ThroughInbox;
-
-impl Schedule for ThroughInbox {
-    fn schedule(runnable: Runnable) -> Result<(), Runnable> {
-        Err(runnable)
-    }
-}
 
 /// An output that counts its drops.
 struct Output(Arc<AtomicUsize>);

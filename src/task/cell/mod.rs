@@ -106,6 +106,18 @@ pub(crate) trait Schedule: 'static {
     fn schedule(runnable: Runnable) -> Result<(), Runnable>;
 }
 
+/// A `Schedule` for tests: it never queues a task itself, so a wake on the executor's
+/// thread goes through the inbox (`Runnable::defer`).
+#[cfg(test)]
+pub(crate) struct ThroughInbox;
+
+#[cfg(test)]
+impl Schedule for ThroughInbox {
+    fn schedule(runnable: Runnable) -> Result<(), Runnable> {
+        Err(runnable)
+    }
+}
+
 /// The start of every task's allocation; the rest is the slot (`TaskCell`).
 #[repr(C)]
 pub(crate) struct Header {
@@ -316,6 +328,20 @@ impl Header {
             fence(Ordering::Acquire);
             // SAFETY: no reference is left; the slot is empty (module docs).
             unsafe { (this.vtable.dealloc)(header) };
+        }
+    }
+
+    /// Executor thread: drops the future, which is still in the slot, and ends the
+    /// task without an output (its handle resolves `Cancelled`).
+    ///
+    /// # Safety
+    /// Executor thread, with the future in the slot; the caller uses nothing of the
+    /// cell afterwards.
+    unsafe fn cancel(header: NonNull<Header>) {
+        // SAFETY: as the caller promises; `finish` then marks the future gone.
+        unsafe {
+            (header.as_ref().vtable.drop_future)(header);
+            Header::finish(header, false);
         }
     }
 

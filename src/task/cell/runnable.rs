@@ -124,13 +124,9 @@ impl Runnable {
 impl Drop for Runnable {
     /// Cancels the task: drops its future here, on the executor's thread.
     fn drop(&mut self) {
-        let header = self.header;
-        // SAFETY: a `Runnable` means the future is in the slot; it is dropped once,
-        // and `finish` marks it gone.
-        unsafe {
-            (header.as_ref().vtable.drop_future)(header);
-            Header::finish(header, false);
-        }
+        // SAFETY: a `Runnable` means the future is in the slot, on this thread; the
+        // `Runnable` is not used again.
+        unsafe { Header::cancel(self.header) }
     }
 }
 
@@ -140,13 +136,9 @@ struct EndOnUnwind(NonNull<Header>);
 impl Drop for EndOnUnwind {
     #[cold]
     fn drop(&mut self) {
-        let header = self.0;
         // SAFETY: the poll unwound: the future is still in the slot (dropped only by a
-        // poll that returned `Ready`), and is dropped once, here.
-        unsafe {
-            (header.as_ref().vtable.drop_future)(header);
-            Header::finish(header, false);
-        }
+        // poll that returned `Ready`), on this thread, and nothing uses the cell after.
+        unsafe { Header::cancel(self.0) }
     }
 }
 
