@@ -5,9 +5,9 @@
 //! spawned and then polled once, after which they sit parked. The future is
 //! zero-sized, so every byte counted is the executor's: the task cell (`task::cell`:
 //! its header with our metadata, then one slot that holds the `TaskFuture` wrapper
-//! and, once the task completes, the output), the registry entry (the task's address), the
-//! ready queue while the task waits for its first poll. A second run with a 256-byte
-//! future shows the future is stored inline, in the same allocation.
+//! and, once the task completes, the output), the registry entry (the task's
+//! address), the ready queue while the task waits for its first poll. A second run
+//! with a 256-byte future shows the future is stored inline, in the same allocation.
 //!
 //! `cargo run --release --example task_memory [N]` (default 1,000,000).
 
