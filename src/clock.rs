@@ -52,7 +52,7 @@ impl Clock {
     pub(crate) fn now_ns(&self) -> u64 {
         #[cfg(feature = "sim")]
         if self.simulated {
-            return virtual_time::now_ns();
+            return virtual_time::read_by_executor();
         }
         self.clock.delta_as_nanos(self.epoch, self.clock.raw())
     }
@@ -62,7 +62,7 @@ impl Clock {
     pub(crate) fn now_ns(&self) -> u64 {
         #[cfg(feature = "sim")]
         if self.simulated {
-            return virtual_time::now_ns();
+            return virtual_time::read_by_executor();
         }
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
@@ -78,11 +78,25 @@ pub(crate) mod virtual_time {
     thread_local! {
         /// The virtual time in ns, or `None` when no virtual clock is installed.
         static NOW: Cell<Option<u64>> = const { Cell::new(None) };
+        /// How many times executors read the virtual clock since it was installed.
+        static READS: Cell<u64> = const { Cell::new(0) };
     }
 
     /// Installs a virtual clock at zero on this thread (replacing one already there).
     pub(crate) fn install() {
         NOW.with(|now| now.set(Some(0)));
+        READS.with(|reads| reads.set(0));
+    }
+
+    /// An executor's clock read: the virtual time, counted in `reads`.
+    pub(crate) fn read_by_executor() -> u64 {
+        READS.with(|reads| reads.set(reads.get() + 1));
+        now_ns()
+    }
+
+    /// How many times executors read the virtual clock since it was installed.
+    pub(crate) fn reads() -> u64 {
+        READS.with(Cell::get)
     }
 
     /// Removes this thread's virtual clock.

@@ -412,3 +412,66 @@ fn service_time_is_exact_and_every_poll_is_counted_with_new_tasks_in_runs() {
     assert_eq!(service, lengths.iter().sum::<Duration>());
     assert_quantiles_within_one_bucket(&poll_time, &mut lengths, &[0.25, 0.5, 0.75, 0.9]);
 }
+
+/// Runs `tasks` to completion, as `run_to_completion` does, and also returns how many
+/// times the executor read the virtual clock.
+fn run_counting_reads(tasks: Vec<PollsOf>) -> (Log2Histogram, u64, Duration, Vec<Duration>, u64) {
+    let (poll_time, polls, service, lengths) = run_to_completion(tasks);
+    (poll_time, polls, service, lengths, sim::clock_reads())
+}
+
+#[test]
+fn runs_of_very_short_polls_grow_and_stay_exact() {
+    // Polls of 20 to 110 ns, under the 125 ns that lets runs grow: they double up to
+    // 32..=88 polls. Here that is one clock read per ~13 polls (4,650 for 60,003,
+    // most of them polls measured alone in the last 16 µs before each deadline);
+    // runs that never grew read once per ~4 (14,148). Service stays exact, every poll
+    // is counted, the sampled quantiles stay within one bucket.
+    let tasks: Vec<PollsOf> = vec![
+        (20_000, |_| 20 * NS),
+        (20_000, |i| (30 + (i * 7) % 80) as u32 * NS),
+        (20_000, |i| if i % 3 == 0 { 100 * NS } else { 40 * NS }),
+    ];
+    let (poll_time, polls, service, mut lengths, reads) = run_counting_reads(tasks);
+    assert_eq!(polls, lengths.len() as u64);
+    assert_eq!(poll_time.count(), polls, "{poll_time}");
+    assert_eq!(service, lengths.iter().sum::<Duration>());
+    assert_quantiles_within_one_bucket(
+        &poll_time,
+        &mut lengths,
+        &[0.05, 0.25, 0.5, 0.75, 0.9, 0.99],
+    );
+    assert!(reads * 10 < polls, "{reads} clock reads for {polls} polls");
+}
+
+#[test]
+fn very_short_polls_see_the_driver_yield_within_a_poll() {
+    // Runs grown to up to 88 polls of 50 ns still start only when the deadline is
+    // 16 µs away: every turn ends within one poll of it.
+    let lengths = turn_lengths(8, |_| 50 * NS);
+    let longest = lengths.iter().max().unwrap();
+    assert!(*longest >= 100 * US, "{longest:?}");
+    assert!(*longest <= 100 * US + 50 * NS, "{longest:?}");
+}
+
+#[test]
+fn very_short_polls_that_turn_long_delay_the_driver_yield_once_by_at_most_a_grown_run() {
+    // Sixteen tasks poll 50 ns at a time, 2,050 times each, then 20 µs at a time (the
+    // change falls inside a turn). The runs grew while polls were short; the first run
+    // that holds long polls may see the driver yield late, by at most the run (88
+    // polls, and the poll whose read ends it: here one turn took 700 µs, 30 such
+    // polls; runs that never grow allow 11); its read puts runs back at their
+    // shortest and stops them near the deadline, so every later turn ends within one
+    // poll of it.
+    let lengths = turn_lengths(16, |i| if i < 2_050 { 50 * NS } else { 20 * US });
+    let longest = lengths.iter().max().unwrap();
+    assert!(*longest <= 100 * US + 89 * 20 * US, "{longest:?}");
+    let late = lengths
+        .iter()
+        .filter(|turn| **turn > 100 * US + 20 * US)
+        .count();
+    assert!(
+        late <= 1,
+        "{late} turns late by more than a poll: {lengths:?}"
+    );
+}

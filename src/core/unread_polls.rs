@@ -5,7 +5,10 @@
 //! instructions. So after a poll that was measured alone and took less than
 //! `SHORT_POLL_NS`, the next 4 to 11 polls may end unread: the wrapper leaves the
 //! loop's clock (`Core::now_ns`) where it was, and the next read covers every poll
-//! since the one before.
+//! since the one before. While the runs that close show polls under `GROW_BELOW_NS`
+//! on average (a read then costs as much as several polls), runs double in length, up
+//! to 32 to 88 polls; a read that measures a poll of `SHORT_POLL_NS` or more puts them
+//! back at 4 to 11.
 //!
 //! Which polls may end unread: those of a task that books nothing itself (not LAS, no
 //! group) and whose queue's scheduler does not observe polls, when the task's last
@@ -39,25 +42,36 @@
 //! - **Deadlines** (slice end, driver yield, the batching of `run_until`'s future)
 //!   are seen late only when a run's polls, of tasks whose last measured poll was
 //!   short (or new tasks of a type whose last measured first poll was), turn out
-//!   long, and then by at most the run. A run starts only when the
-//!   deadline is further away than `UNREAD_GUARD_NS`, and than `RUN_MAX` polls as long
-//!   as the longest a read measured lately (`UnreadRun::longest_ns`: a poll, or a
-//!   run's mean when its close read it; halved at each turn). So once a run shows
-//!   long polls, runs stop starting near deadlines until those polls fade: a workload
-//!   that changes from short polls to long ones pays one late deadline, not one per
-//!   turn.
+//!   long, and then by at most the run: 11 polls, or 88 once runs grew (after polls
+//!   under `GROW_BELOW_NS`; tokio's `current_thread` runtime sees its driver after
+//!   61 polls every time, whatever their length). A run starts only when the
+//!   deadline is further away than `UNREAD_GUARD_NS`, and than the longest run may
+//!   be in polls as long as the longest a read measured lately
+//!   (`UnreadRun::longest_ns`: a poll, or a run's mean when its close read it; halved
+//!   at each turn). So once a run shows long polls, runs stop growing and stop
+//!   starting near deadlines until those polls fade: a workload that changes from
+//!   short polls to long ones pays one late deadline, not one per turn.
 
 use std::any::TypeId;
 use std::cell::Cell;
 
 use super::Core;
 
-/// Runs are `RUN_MIN..=RUN_MIN + 7` polls long, varied so that the sampled poll never
-/// falls in step with a fixed rotation of tasks (three tasks taking turns and runs of
-/// a fixed length would sample the same task every time).
+/// Runs are `RUN_MIN..=RUN_MIN + 7` polls long, times `1 << growth` (see
+/// `MAX_GROWTH`), varied so that the sampled poll never falls in step with a fixed
+/// rotation of tasks (three tasks taking turns and runs of a fixed length would sample
+/// the same task every time).
 const RUN_MIN: u32 = 4;
-/// The longest a run gets.
+/// The longest a run gets before it grows.
 const RUN_MAX: u32 = RUN_MIN + 7;
+/// Runs double in length, up to this many times (to 32..=88 polls), while the runs
+/// that close show polls shorter than `GROW_BELOW_NS` on average: the clock read then
+/// costs as much as several polls (~10 ns here), and the next run's expected time,
+/// at most `RUN_MAX << MAX_GROWTH` polls of `GROW_BELOW_NS` (11 µs), stays below
+/// `UNREAD_GUARD_NS`.
+const MAX_GROWTH: u32 = 3;
+/// A run whose polls took less than this on average lets the next runs grow.
+const GROW_BELOW_NS: u64 = 125;
 /// A measured poll shorter than this may start a run of unread polls.
 pub(super) const SHORT_POLL_NS: u64 = 1_000;
 /// A run starts only if the poll's deadline (`yield_deadline_ns`) is further away
@@ -91,6 +105,11 @@ pub(super) struct UnreadRun {
     /// The future type of the last first poll measured, if that poll was short: a
     /// new task of that type may end its first poll unread.
     short_first_poll: Cell<Option<TypeId>>,
+    /// How many times runs have doubled in length (`0..=MAX_GROWTH`): one more at
+    /// each run that closes with polls shorter than `GROW_BELOW_NS` on average, one
+    /// less at a run whose polls were longer, back to none at a read that measured
+    /// a poll (or a run's mean) of `SHORT_POLL_NS` or more.
+    growth: Cell<u32>,
 }
 
 impl UnreadRun {
@@ -115,6 +134,27 @@ impl UnreadRun {
         if ns > self.longest_ns.get() {
             self.longest_ns.set(ns);
         }
+        if ns >= SHORT_POLL_NS {
+            self.growth.set(0);
+        }
+    }
+
+    /// A run's close read measured its polls at `mean_ns` each on average: the next
+    /// runs grow when they were shorter than `GROW_BELOW_NS`, shrink otherwise.
+    fn note_run_mean(&self, mean_ns: u64) {
+        let growth = self.growth.get();
+        if mean_ns < GROW_BELOW_NS {
+            self.growth.set((growth + 1).min(MAX_GROWTH));
+        } else {
+            self.growth.set(growth.saturating_sub(1));
+        }
+        self.note_measured(mean_ns);
+    }
+
+    /// The longest the next run may get.
+    #[inline(always)]
+    fn max_length(&self) -> u32 {
+        RUN_MAX << self.growth.get()
     }
 
     /// Whether the last first poll measured of a task whose future has type
@@ -176,7 +216,7 @@ impl UnreadRun {
             .wrapping_mul(1_664_525)
             .wrapping_add(1_013_904_223);
         self.seed.set(seed);
-        RUN_MIN + (seed >> 29)
+        (RUN_MIN + (seed >> 29)) << self.growth.get()
     }
 }
 
@@ -219,15 +259,15 @@ impl Core {
     }
 
     /// Whether the deadline is further past the last read (`now_ns`) than
-    /// `UNREAD_GUARD_NS` and than `RUN_MAX` polls as long as the longest measured
-    /// lately.
+    /// `UNREAD_GUARD_NS` and than the longest run may be, in polls as long as the
+    /// longest measured lately.
     #[inline(always)]
     fn run_may_start(&self) -> bool {
         let longest_run = self
             .unread
             .longest_ns
             .get()
-            .saturating_mul(u64::from(RUN_MAX));
+            .saturating_mul(u64::from(self.unread.max_length()));
         let guard = UNREAD_GUARD_NS.max(longest_run);
         self.now_ns.get().saturating_add(guard) <= self.yield_deadline_ns.get()
     }
@@ -258,7 +298,7 @@ impl Core {
         let ran = now.saturating_sub(self.now_ns.get());
         self.now_ns.set(now);
         let polls = u64::from(self.unread.run_polls.replace(0)).max(1);
-        self.unread.note_measured(ran / polls);
+        self.unread.note_run_mean(ran / polls);
         if let Ok(mut ready) = self.ready.try_borrow_mut() {
             ready.charge_time(self.unread.queue.get(), ran);
         }

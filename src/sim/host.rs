@@ -214,6 +214,25 @@ pub fn now() -> Duration {
     Duration::from_nanos(virtual_time::now_ns())
 }
 
+/// How many times executors on this thread read the virtual clock since the host was
+/// installed: what the run loop's clock reads would cost on a real clock (one
+/// `rdtsc`, ~10 ns on the machine of docs/BENCHMARKS.md, per read).
+///
+/// ```
+/// use clockworker::sim::{clock_reads, Host, HostModel};
+/// use clockworker::ExecutorBuilder;
+///
+/// let host = Host::new(HostModel::fine()).unwrap();
+/// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
+/// let task = executor.queue(0).unwrap().spawn(async { 7 });
+/// assert_eq!(clock_reads(), 0);
+/// assert_eq!(host.run(executor.run_until(task), std::time::Duration::from_secs(1)).unwrap().unwrap(), 7);
+/// assert!(clock_reads() > 0); // at least the turn's start
+/// ```
+pub fn clock_reads() -> u64 {
+    virtual_time::reads()
+}
+
 /// The host's waker: records that the driven future asked to be polled again.
 struct HostWake(AtomicBool);
 

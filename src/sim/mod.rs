@@ -54,7 +54,7 @@ mod time;
 mod workload;
 
 pub use error::HostError;
-pub use host::{call_at, call_from_thread_at, now, Host, HostStats, Stopped};
+pub use host::{call_at, call_from_thread_at, clock_reads, now, Host, HostStats, Stopped};
 pub use model::{HostModel, DEFAULT_RETURN_COST, TOKIO_TIMER_RESOLUTION};
 pub use report::{ClassReport, Percentiles, QueueReport, Report};
 pub use rng::Rng;
