@@ -6,6 +6,8 @@
 //! Workloads, each 16 tasks on one queue of an executor whose `run()` is a task of a
 //! tokio `LocalSet` (default settings), beside a tokio task that sleeps 300 µs in a
 //! loop and records how late each sleep ends:
+//! - `tiny`: every poll only yields (~30 ns), so runs of unread polls grow to their
+//!   longest (up to 88 polls);
 //! - `short`: every poll spins 200 ns, then yields;
 //! - `alternating`: polls alternate 200 ns and 20 µs, so a task's long poll comes
 //!   after a short measured one (the case where unread polls could hide long ones);
@@ -35,25 +37,33 @@ const SLEEP: Duration = Duration::from_micros(300);
 
 #[derive(Clone, Copy)]
 enum Workload {
+    Tiny,
     Short,
     Alternating,
     Long,
 }
 
 impl Workload {
-    const ALL: [Workload; 3] = [Workload::Short, Workload::Alternating, Workload::Long];
+    const ALL: [Workload; 4] = [
+        Workload::Tiny,
+        Workload::Short,
+        Workload::Alternating,
+        Workload::Long,
+    ];
 
     fn name(self) -> &'static str {
         match self {
+            Workload::Tiny => "tiny (yield only)",
             Workload::Short => "short (200 ns polls)",
             Workload::Alternating => "alternating (200 ns, 20 µs)",
             Workload::Long => "long (20 µs polls)",
         }
     }
 
-    /// How long poll `i` of a task spins.
+    /// How long poll `i` of a task spins (zero: it does not spin at all).
     fn poll_length(self, i: u64) -> Duration {
         match self {
+            Workload::Tiny => Duration::ZERO,
             Workload::Short => SHORT,
             Workload::Alternating if i % 2 == 0 => SHORT,
             Workload::Alternating | Workload::Long => LONG,
@@ -76,7 +86,10 @@ fn sample(workload: Workload, sleeps: usize) -> Sample {
         queue.spawn(async move {
             let mut i = 0;
             loop {
-                common::spin(workload.poll_length(i));
+                let length = workload.poll_length(i);
+                if !length.is_zero() {
+                    common::spin(length);
+                }
                 yield_now().await;
                 i += 1;
             }
