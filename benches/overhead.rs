@@ -1,10 +1,18 @@
 //! Cost of the basic operations, one at a time, on five executors: tokio's `LocalSet`,
 //! smol's `LocalExecutor`, glommio's `LocalExecutor` (its own io_uring runtime, the
 //! speed anchor), clockworker hosted by tokio and clockworker hosted by smol. The
-//! glommio row is skipped, with the reason printed, where io_uring or locked memory is
-//! unavailable, and it sits out the cross-thread wake: glommio 0.9 may sleep with a
+//! glommio rows are skipped, with the reason printed, where io_uring or locked memory
+//! is unavailable, and they sit out the cross-thread wake: glommio 0.9 may sleep with a
 //! wake from another thread queued until its next timer or I/O event
 //! (`examples/glommio_host.rs`), which would time glommio's timer, not its wake.
+//!
+//! glommio has two rows because its `spawn_local` polls the new task at once, inside
+//! the spawn, when it goes to the queue that is running (glommio 0.9,
+//! `LocalExecutor::spawn` → `spawn_and_run` → `run_right_away`): its `spawn` figure
+//! includes the task's first poll (here, the whole empty task), and its tasks skip one
+//! trip through the queue. Every other row's spawn only queues the task, as tokio's
+//! does. The `glommio, queued spawn` row spawns with `spawn_local_into` the running
+//! queue, which queues the task (`spawn_and_schedule`): the same work as the others.
 //!
 //! Operations (N tasks per sample unless said otherwise):
 //! - `spawn`: spawning N empty tasks (only the spawn loop is timed; the tasks then run
@@ -23,7 +31,7 @@
 //! trimming the heap between samples (docs/PROFILING.md, "Measuring wall time on a shared machine").
 //!
 //! `cargo bench --bench overhead [-- OP [CONFIG]]`, OP one of `spawn`, `join`, `yield`,
-//! `wake`, CONFIG one of `tokio`, `smol`, `glommio`, `cw-tokio`, `cw-smol`: runs only those (for a
+//! `wake`, CONFIG one of `tokio`, `smol`, `glommio`, `glommio-queued`, `cw-tokio`, `cw-smol`: runs only those (for a
 //! profiler; the timed part of each sample is the function `measured`).
 //! `CW_BENCH_QUICK=1` for a quick run; `OVH_ROUNDS` overrides the number of rounds.
 
@@ -46,17 +54,29 @@ enum Host {
     Tokio,
     Smol,
     Glommio,
+    GlommioQueued,
     CwTokio,
     CwSmol,
 }
 
-const HOSTS: [(Host, &str, &str); 5] = [
+impl Host {
+    fn is_glommio(self) -> bool {
+        matches!(self, Host::Glommio | Host::GlommioQueued)
+    }
+}
+
+const HOSTS: [(Host, &str, &str); 6] = [
     (Host::Tokio, "tokio LocalSet", "tokio"),
     (Host::Smol, "smol LocalExecutor", "smol"),
     (
         Host::Glommio,
         "glommio LocalExecutor (own runtime)",
         "glommio",
+    ),
+    (
+        Host::GlommioQueued,
+        "glommio, queued spawn (spawn_local_into)",
+        "glommio-queued",
     ),
     (Host::CwTokio, "clockworker on tokio", "cw-tokio"),
     (Host::CwSmol, "clockworker on smol", "cw-smol"),
@@ -105,6 +125,9 @@ enum Spawner {
     Smol(Rc<async_executor::LocalExecutor<'static>>),
     #[cfg(all(target_os = "linux", not(any(loom, miri))))]
     Glommio,
+    /// Spawns into this queue with `spawn_local_into`, which queues the task.
+    #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+    GlommioQueued(glommio::TaskQueueHandle),
     Cw(clockworker::QueueHandle<u8>),
 }
 
@@ -133,6 +156,13 @@ macro_rules! with_spawner {
             #[cfg(all(target_os = "linux", not(any(loom, miri))))]
             Spawner::Glommio => {
                 let $spawn = |f| glommio::spawn_local(f);
+                let $join = |t: glommio::Task<()>| t;
+                let $yield_now = futures_lite::future::yield_now;
+                $body
+            }
+            #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+            Spawner::GlommioQueued(queue) => {
+                let $spawn = |f| glommio::spawn_local_into(f, queue).expect("the running queue");
                 let $join = |t: glommio::Task<()>| t;
                 let $yield_now = futures_lite::future::yield_now;
                 $body
@@ -171,8 +201,18 @@ where
             let ex = common::glommio_executor().expect("probed in main");
             ex.run(body(Spawner::Glommio))
         }
+        #[cfg(all(target_os = "linux", not(any(loom, miri))))]
+        Host::GlommioQueued => {
+            let ex = common::glommio_executor().expect("probed in main");
+            ex.run(async move {
+                let queue = glommio::executor().current_task_queue();
+                body(Spawner::GlommioQueued(queue)).await
+            })
+        }
         #[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
-        Host::Glommio => unreachable!("the glommio row is skipped where glommio cannot start"),
+        Host::Glommio | Host::GlommioQueued => {
+            unreachable!("the glommio rows are skipped where glommio cannot start")
+        }
         Host::CwTokio => {
             let rt = common::tokio_rt();
             let local = tokio::task::LocalSet::new();
@@ -364,15 +404,17 @@ fn main() {
         None => HOSTS.to_vec(),
     };
     if ops.is_empty() || hosts.is_empty() {
-        eprintln!("usage: overhead [spawn|join|yield|wake [tokio|smol|glommio|cw-tokio|cw-smol]]");
+        eprintln!(
+            "usage: overhead [spawn|join|yield|wake [tokio|smol|glommio|glommio-queued|cw-tokio|cw-smol]]"
+        );
         std::process::exit(2);
     }
     // Probed only when glommio runs: starting it sets up io_uring and locked memory,
     // which would otherwise change the process the other rows run in.
-    let wants_glommio = hosts.iter().any(|h| h.0 == Host::Glommio);
+    let wants_glommio = hosts.iter().any(|h| h.0.is_glommio());
     if let (true, Err(reason)) = (wants_glommio, common::glommio_executor().map(drop)) {
-        println!("SKIPPED glommio row: {reason}");
-        hosts.retain(|h| h.0 != Host::Glommio);
+        println!("SKIPPED glommio rows: {reason}");
+        hosts.retain(|h| !h.0.is_glommio());
         if hosts.is_empty() {
             return;
         }
@@ -399,7 +441,7 @@ fn main() {
         eprintln!("{op_name}:");
         // glommio sits out the cross-thread wake (see the module docs).
         let runs: Vec<usize> = (0..hosts.len())
-            .filter(|&i| !(op == Op::Wake && hosts[i].0 == Host::Glommio))
+            .filter(|&i| !(op == Op::Wake && hosts[i].0.is_glommio()))
             .collect();
         let run_names: Vec<&str> = runs.iter().map(|&i| names[i]).collect();
         let samples = common::interleaved(&run_names, rounds, !quick, |c, _| {

@@ -8,6 +8,10 @@
 //! glommio's `LocalExecutor` (its own io_uring runtime, the speed anchor; skipped with
 //! the reason printed where io_uring or locked memory is unavailable), clockworker on
 //! tokio (`run_until`, and `run()` spawned as a `LocalSet` task) and clockworker on smol.
+//! glommio runs twice: with `spawn_local`, which polls a task at once inside the spawn
+//! when it goes to the running queue (its first poll skips the queue), and with
+//! `spawn_local_into` that queue, which queues it as every other row's spawn does
+//! (`glommio-queued`; see `benches/overhead.rs`).
 //! Both tables also run tokio's leanest setup, `tokio-lean`: a `current_thread` runtime
 //! with no driver enabled and `tokio::spawn`, what a tokio user who only spawns gets.
 //!
@@ -18,7 +22,7 @@
 //!
 //! Usage: `cargo bench --bench overhead_profile [-- CONFIG]`, CONFIG one of `tokio`,
 //! `tokio-lean`, `fifo`, `las`, `tokio-neutral`, `tokio-lean-neutral`, `smol`,
-//! `glommio`, `fifo-neutral`, `fifo-run`, `cw-smol`;
+//! `glommio`, `glommio-queued`, `fifo-neutral`, `fifo-run`, `cw-smol`;
 //! `OVH_TASKS` (default 50000), `OVH_ITERS` (yields per task, default 5),
 //! `OVH_ROUNDS` (default 15). With one configuration named, only it runs (for profilers).
 
@@ -86,12 +90,20 @@ fn run_tokio_lean(p: Params, kind: Yield) -> Duration {
 }
 
 #[cfg(all(target_os = "linux", not(any(loom, miri))))]
-fn run_glommio(p: Params) -> Duration {
+fn run_glommio(p: Params, queued: bool) -> Duration {
     let executor = common::glommio_executor().expect("probed in main");
     executor.run(async move {
+        let queue = glommio::executor().current_task_queue();
         let start = Instant::now();
         let handles: Vec<_> = (0..p.tasks)
-            .map(|_| glommio::spawn_local(task_body(p.iters, Yield::Neutral)))
+            .map(|_| {
+                let task = task_body(p.iters, Yield::Neutral);
+                if queued {
+                    glommio::spawn_local_into(task, queue).expect("the running queue")
+                } else {
+                    glommio::spawn_local(task)
+                }
+            })
             .collect();
         for h in handles {
             h.await;
@@ -101,8 +113,8 @@ fn run_glommio(p: Params) -> Duration {
 }
 
 #[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
-fn run_glommio(_: Params) -> Duration {
-    unreachable!("the glommio row is skipped where glommio cannot start")
+fn run_glommio(_: Params, _: bool) -> Duration {
+    unreachable!("the glommio rows are skipped where glommio cannot start")
 }
 
 fn run_cw_tokio(p: Params, kind: Yield) -> Duration {
@@ -222,7 +234,12 @@ const NEUTRAL_YIELD: &[Config] = &[
     Config {
         name: "glommio LocalExecutor (own runtime)",
         arg: "glommio",
-        run: run_glommio,
+        run: |p| run_glommio(p, false),
+    },
+    Config {
+        name: "glommio, queued spawn (spawn_local_into)",
+        arg: "glommio-queued",
+        run: |p| run_glommio(p, true),
     },
     Config {
         name: "CW on tokio",
@@ -303,7 +320,7 @@ fn main() {
     // Probed only when glommio runs: starting it sets up io_uring and locked memory,
     // which would otherwise change the process the other configurations run in.
     let glommio = match only.first() {
-        Some(arg) if arg != "glommio" => Err("not asked for".to_string()),
+        Some(arg) if !arg.starts_with("glommio") => Err("not asked for".to_string()),
         _ => common::glommio_executor().map(drop),
     };
     if let Some(arg) = only.first() {
@@ -311,12 +328,12 @@ fn main() {
         let Some(c) = all.into_iter().find(|c| c.arg == arg) else {
             eprintln!(
                 "unknown configuration {arg:?}; use tokio, tokio-lean, fifo, las, tokio-neutral, \
-                 tokio-lean-neutral, smol, glommio, fifo-neutral, fifo-run or cw-smol"
+                 tokio-lean-neutral, smol, glommio, glommio-queued, fifo-neutral, fifo-run or cw-smol"
             );
             std::process::exit(2);
         };
-        if let (Err(reason), "glommio") = (&glommio, c.arg) {
-            println!("SKIPPED glommio: {reason}");
+        if let (Err(reason), true) = (&glommio, c.arg.starts_with("glommio")) {
+            println!("SKIPPED {}: {reason}", c.arg);
             return;
         }
         // Warm up (page in the heap, calibrate clocks) outside `measured`, so that
@@ -371,11 +388,11 @@ fn main() {
     print_table("With tokio::task::yield_now()", TOKIO_YIELD, &m, p);
     let neutral: Vec<Config> = NEUTRAL_YIELD
         .iter()
-        .filter(|c| c.arg != "glommio" || glommio.is_ok())
+        .filter(|c| !c.arg.starts_with("glommio") || glommio.is_ok())
         .copied()
         .collect();
     if let Err(reason) = &glommio {
-        println!("\nSKIPPED glommio row: {reason}");
+        println!("\nSKIPPED glommio rows: {reason}");
     }
     let m = measure(&neutral, p, rounds);
     print_table("With a runtime-neutral yield", &neutral, &m, p);
@@ -392,6 +409,13 @@ fn main() {
             of("fifo-neutral").as_secs_f64() / of("glommio").as_secs_f64(),
             of("fifo-run").as_secs_f64() / of("glommio").as_secs_f64(),
             of("cw-smol").as_secs_f64() / of("glommio").as_secs_f64()
+        );
+        println!(
+            "clockworker / glommio with queued spawns, same rounds: on tokio {:.2} (run() as a \
+             task {:.2}), on smol {:.2}",
+            of("fifo-neutral").as_secs_f64() / of("glommio-queued").as_secs_f64(),
+            of("fifo-run").as_secs_f64() / of("glommio-queued").as_secs_f64(),
+            of("cw-smol").as_secs_f64() / of("glommio-queued").as_secs_f64()
         );
     }
 }
