@@ -221,12 +221,14 @@ pub fn now() -> Duration {
 /// ```
 /// use clockworker::sim::{clock_reads, Host, HostModel};
 /// use clockworker::ExecutorBuilder;
+/// use std::time::Duration;
 ///
 /// let host = Host::new(HostModel::fine()).unwrap();
 /// let executor = ExecutorBuilder::new().with_queue(0u8, 1).build().unwrap();
 /// let task = executor.queue(0).unwrap().spawn(async { 7 });
 /// assert_eq!(clock_reads(), 0);
-/// assert_eq!(host.run(executor.run_until(task), std::time::Duration::from_secs(1)).unwrap().unwrap(), 7);
+/// let output = host.run(executor.run_until(task), Duration::from_secs(1));
+/// assert_eq!(output.unwrap().unwrap(), 7);
 /// assert!(clock_reads() > 0); // at least the turn's start
 /// ```
 pub fn clock_reads() -> u64 {
