@@ -334,15 +334,34 @@ fn turns_with_new_tasks(first: fn(usize) -> Duration) -> Vec<Duration> {
     })
 }
 
+/// Every turn of `lengths` lasts the 100 µs driver yield, and at most one `poll` more.
+fn assert_every_turn_within_a_poll(lengths: &[Duration], poll: Duration) {
+    let longest = lengths.iter().max().unwrap();
+    assert!(*longest >= 100 * US, "{longest:?}");
+    assert!(*longest <= 100 * US + poll, "{longest:?}");
+}
+
+/// At most one turn of `lengths` sees the 100 µs driver yield late by more than one
+/// `poll`, and that one by at most `polls` of them.
+fn assert_late_once_by_at_most(lengths: &[Duration], polls: u32, poll: Duration) {
+    let longest = lengths.iter().max().unwrap();
+    assert!(*longest <= 100 * US + polls * poll, "{longest:?}");
+    let late = lengths
+        .iter()
+        .filter(|turn| **turn > 100 * US + poll)
+        .count();
+    assert!(
+        late <= 1,
+        "{late} turns late by more than a poll: {lengths:?}"
+    );
+}
+
 #[test]
 fn short_polls_see_the_driver_yield_within_a_poll() {
     // A run starts only when the deadline is 16 µs away, and ends (at most 11 polls of
     // 500 ns) before it: the read that sees the deadline is at most one poll late, as
     // with a read after every poll.
-    let lengths = turn_lengths(8, |_| 500 * NS);
-    let longest = lengths.iter().max().unwrap();
-    assert!(*longest >= 100 * US, "{longest:?}");
-    assert!(*longest <= 100 * US + 500 * NS, "{longest:?}");
+    assert_every_turn_within_a_poll(&turn_lengths(8, |_| 500 * NS), 500 * NS);
 }
 
 #[test]
@@ -380,16 +399,7 @@ fn new_tasks_whose_first_polls_turn_long_delay_the_driver_yield_once_by_at_most_
     // driver yield late, by at most the run (here one turn took 186 µs, four such
     // polls); after that, turns end within one poll of it.
     let lengths = turns_with_new_tasks(|i| if i < 2_000 { 300 * NS } else { 20 * US });
-    let longest = lengths.iter().max().unwrap();
-    assert!(*longest <= 100 * US + 12 * 20 * US, "{longest:?}");
-    let late = lengths
-        .iter()
-        .filter(|turn| **turn > 100 * US + 20 * US)
-        .count();
-    assert!(
-        late <= 1,
-        "{late} turns late by more than a poll: {lengths:?}"
-    );
+    assert_late_once_by_at_most(&lengths, 12, 20 * US);
 }
 
 #[test]
@@ -448,10 +458,7 @@ fn runs_of_very_short_polls_grow_and_stay_exact() {
 fn very_short_polls_see_the_driver_yield_within_a_poll() {
     // Runs grown to up to 88 polls of 50 ns still start only when the deadline is
     // 16 µs away: every turn ends within one poll of it.
-    let lengths = turn_lengths(8, |_| 50 * NS);
-    let longest = lengths.iter().max().unwrap();
-    assert!(*longest >= 100 * US, "{longest:?}");
-    assert!(*longest <= 100 * US + 50 * NS, "{longest:?}");
+    assert_every_turn_within_a_poll(&turn_lengths(8, |_| 50 * NS), 50 * NS);
 }
 
 #[test]
@@ -464,14 +471,5 @@ fn very_short_polls_that_turn_long_delay_the_driver_yield_once_by_at_most_a_grow
     // shortest and stops them near the deadline, so every later turn ends within one
     // poll of it.
     let lengths = turn_lengths(16, |i| if i < 2_050 { 50 * NS } else { 20 * US });
-    let longest = lengths.iter().max().unwrap();
-    assert!(*longest <= 100 * US + 89 * 20 * US, "{longest:?}");
-    let late = lengths
-        .iter()
-        .filter(|turn| **turn > 100 * US + 20 * US)
-        .count();
-    assert!(
-        late <= 1,
-        "{late} turns late by more than a poll: {lengths:?}"
-    );
+    assert_late_once_by_at_most(&lengths, 89, 20 * US);
 }
