@@ -31,8 +31,9 @@
 //! trimming the heap between samples (docs/PROFILING.md, "Measuring wall time on a shared machine").
 //!
 //! `cargo bench --bench overhead [-- OP [CONFIG]]`, OP one of `spawn`, `join`, `yield`,
-//! `wake`, CONFIG one of `tokio`, `smol`, `glommio`, `glommio-queued`, `cw-tokio`, `cw-smol`: runs only those (for a
-//! profiler; the timed part of each sample is the function `measured`).
+//! `wake`, CONFIG one of `tokio`, `smol`, `glommio`, `glommio-queued`, `cw-tokio`,
+//! `cw-smol`: runs only those (for a profiler; the timed part of each sample is the
+//! function `measured`).
 //! `CW_BENCH_QUICK=1` for a quick run; `OVH_ROUNDS` overrides the number of rounds.
 
 #[path = "common/mod.rs"]
