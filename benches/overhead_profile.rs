@@ -89,8 +89,10 @@ fn run_tokio_lean(p: Params, kind: Yield) -> Duration {
     })
 }
 
+/// glommio, spawning with `spawn_local_into` the running queue when `QUEUED`, with
+/// `spawn_local` otherwise (a constant, so each row's loop has one spawn call).
 #[cfg(all(target_os = "linux", not(any(loom, miri))))]
-fn run_glommio(p: Params, queued: bool) -> Duration {
+fn run_glommio<const QUEUED: bool>(p: Params) -> Duration {
     let executor = common::glommio_executor().expect("probed in main");
     executor.run(async move {
         let queue = glommio::executor().current_task_queue();
@@ -98,7 +100,7 @@ fn run_glommio(p: Params, queued: bool) -> Duration {
         let handles: Vec<_> = (0..p.tasks)
             .map(|_| {
                 let task = task_body(p.iters, Yield::Neutral);
-                if queued {
+                if QUEUED {
                     glommio::spawn_local_into(task, queue).expect("the running queue")
                 } else {
                     glommio::spawn_local(task)
@@ -113,7 +115,7 @@ fn run_glommio(p: Params, queued: bool) -> Duration {
 }
 
 #[cfg(not(all(target_os = "linux", not(any(loom, miri)))))]
-fn run_glommio(_: Params, _: bool) -> Duration {
+fn run_glommio<const QUEUED: bool>(_: Params) -> Duration {
     unreachable!("the glommio rows are skipped where glommio cannot start")
 }
 
@@ -234,12 +236,12 @@ const NEUTRAL_YIELD: &[Config] = &[
     Config {
         name: "glommio LocalExecutor (own runtime)",
         arg: "glommio",
-        run: |p| run_glommio(p, false),
+        run: run_glommio::<false>,
     },
     Config {
         name: "glommio, queued spawn (spawn_local_into)",
         arg: "glommio-queued",
-        run: |p| run_glommio(p, true),
+        run: run_glommio::<true>,
     },
     Config {
         name: "CW on tokio",
