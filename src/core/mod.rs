@@ -99,9 +99,10 @@ pub(crate) struct Core {
     counters: Box<[Counters]>,
     /// The queues' keys as text (`Debug` forms, see `queue::key_labels`), by index.
     queue_names: Box<[Rc<str>]>,
-    /// Per queue: what its tasks book (`BOOK_SERVICE` when its scheduler asks for
-    /// timing), and whether its scheduler observes polls. Fixed at build time.
-    books: Box<[(u8, bool)]>,
+    /// Per queue, the flags a new task starts with (`TaskMeta::initial_flags`):
+    /// `[ungrouped, grouped]`, a task of a group booking each poll to its account.
+    /// Fixed at build time.
+    task_flags: Box<[[u8; 2]]>,
     measure: LoopMeasure,
     clock: Clock,
     /// Last clock reading (ns): the start of the current poll while one runs.
@@ -155,10 +156,14 @@ impl Core {
         config: Config,
     ) -> Self {
         let queue_count = queue_names.len();
-        let books = (0..queue_count)
+        let task_flags = (0..queue_count)
             .map(|q| {
-                let service = if ready.is_timed(q) { BOOK_SERVICE } else { 0 };
-                (service, ready.is_observed(q))
+                let books = if ready.is_timed(q) { BOOK_SERVICE } else { 0 };
+                let observed = ready.is_observed(q);
+                [
+                    TaskMeta::initial_flags(books, observed),
+                    TaskMeta::initial_flags(books | BOOK_GROUP, observed),
+                ]
             })
             .collect();
         ready.set_stop_at_switch(queue_count > 1 && config.host_poll_ns < config.driver_yield_ns);
@@ -171,7 +176,7 @@ impl Core {
             groups: RefCell::new(GroupRegistry::default()),
             counters: (0..queue_count).map(|_| Counters::default()).collect(),
             queue_names,
-            books,
+            task_flags,
             measure: LoopMeasure::default(),
             clock: Clock::new(),
             now_ns: Cell::new(0),
@@ -229,9 +234,7 @@ impl Core {
     /// The flags a new task of queue `queue` starts with (`TaskMeta::initial_flags`);
     /// `grouped`: it belongs to a task group, whose account books each poll.
     pub(crate) fn task_flags(&self, queue: usize, grouped: bool) -> u8 {
-        let (books, observed) = self.books[queue];
-        let books = if grouped { books | BOOK_GROUP } else { books };
-        TaskMeta::initial_flags(books, observed)
+        self.task_flags[queue][usize::from(grouped)]
     }
 
     /// The live service account of group `id` in queue `queue`, created if needed.

@@ -16,9 +16,10 @@
 //! The executor thread writes a payload at most once per task (the future panics in a
 //! poll or in its drop, and is gone after either); the handle, on any thread, either
 //! takes it (only after the cell reported the future gone, `FINISHED`, which orders the
-//! write before the read) or marks the slot when it is dropped. Every transition is one atomic swap or compare-exchange with
-//! acquire/release, so a payload is dropped exactly once whichever side comes last:
-//! `put` after the mark drops it at once, a handle dropped after `put` drops it then.
+//! write before the read) or marks the slot when it is dropped. Every transition is
+//! one atomic swap or compare-exchange with acquire/release, so a payload is dropped
+//! exactly once whichever side comes last: `put` after the mark drops it at once, a
+//! handle dropped after `put` drops it then.
 //!
 //! Why not free a leftover payload with the task's allocation instead of marking the
 //! slot: a `Drop` on the metadata costs every task a few instructions when the cell
