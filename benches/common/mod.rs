@@ -179,11 +179,22 @@ pub fn sleep_until(deadline: Instant) {
     }
 }
 
+/// Built with `RUSTFLAGS="--cfg bench_mimalloc"`, every configuration of every bench
+/// allocates from mimalloc: a like-for-like comparison where glibc's allocator, which
+/// every executor here calls once or twice per task, does not weigh in
+/// (docs/OVERHEAD_ANALYSIS.md, "The allocator's share").
+#[cfg(bench_mimalloc)]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Keeps glibc from trimming the heap or using mmap for large blocks, so one
 /// configuration's frees do not make the next one pay for page faults
 /// (docs/PROFILING.md, "Measuring wall time on a shared machine"). Call first thing
-/// in `main`, before any thread exists.
+/// in `main`, before any thread exists. Says so when the benches run on mimalloc
+/// instead (`bench_mimalloc`), whose figures are not comparable with glibc's.
 pub fn keep_heap() {
+    #[cfg(bench_mimalloc)]
+    println!("allocator: mimalloc (built with --cfg bench_mimalloc)");
     // SAFETY: mallopt only changes glibc allocator tunables; no other thread exists yet.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
