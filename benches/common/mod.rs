@@ -182,7 +182,7 @@ pub fn sleep_until(deadline: Instant) {
 /// Built with `RUSTFLAGS="--cfg bench_mimalloc"`, every configuration of every bench
 /// allocates from mimalloc: a like-for-like comparison where glibc's allocator, which
 /// every executor here calls once or twice per task, does not weigh in
-/// (docs/OVERHEAD_ANALYSIS.md, "The allocator's share").
+/// (docs/OVERHEAD_ANALYSIS.md, eighth session: "the allocator's share").
 #[cfg(bench_mimalloc)]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
