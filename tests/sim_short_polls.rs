@@ -423,13 +423,6 @@ fn service_time_is_exact_and_every_poll_is_counted_with_new_tasks_in_runs() {
     assert_quantiles_within_one_bucket(&poll_time, &mut lengths, &[0.25, 0.5, 0.75, 0.9]);
 }
 
-/// Runs `tasks` to completion, as `run_to_completion` does, and also returns how many
-/// times the executor read the virtual clock.
-fn run_counting_reads(tasks: Vec<PollsOf>) -> (Log2Histogram, u64, Duration, Vec<Duration>, u64) {
-    let (poll_time, polls, service, lengths) = run_to_completion(tasks);
-    (poll_time, polls, service, lengths, sim::clock_reads())
-}
-
 #[test]
 fn runs_of_very_short_polls_grow_and_stay_exact() {
     // Polls of 20 to 110 ns, under the 125 ns that lets runs grow: they double up to
@@ -442,7 +435,8 @@ fn runs_of_very_short_polls_grow_and_stay_exact() {
         (20_000, |i| (30 + (i * 7) % 80) as u32 * NS),
         (20_000, |i| if i % 3 == 0 { 100 * NS } else { 40 * NS }),
     ];
-    let (poll_time, polls, service, mut lengths, reads) = run_counting_reads(tasks);
+    let (poll_time, polls, service, mut lengths) = run_to_completion(tasks);
+    let reads = sim::clock_reads();
     assert_eq!(polls, lengths.len() as u64);
     assert_eq!(poll_time.count(), polls, "{poll_time}");
     assert_eq!(service, lengths.iter().sum::<Duration>());
